@@ -1,0 +1,8 @@
+"""adamlab: the Adam family of optimizers, exact to the math and drop-in for PyTorch."""
+
+from . import math, schedules
+from .groups import param_groups
+from .optim import SGD, Adam, AdamW, Optimizer, RAdam, RMSprop
+
+__all__ = ["Adam", "AdamW", "RAdam", "SGD", "RMSprop", "Optimizer", "param_groups", "schedules", "math"]
+__version__ = "0.1.0"

@@ -1,0 +1,146 @@
+"""The one optimizer base class: state, dispatch and checkpoint checks.
+
+Subclasses only name their algorithm, defaults and argument checks. A step:
+
+1. gathers the params that have gradients (refusing sparse ones first),
+2. creates missing state with ``zeros_like`` (so DTensor params get DTensor state),
+3. buckets params by step count, asks :mod:`adamlab.plan` for the scalars,
+4. hands each bucket to the fused kernel, or to the reference kernel.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import torch
+
+from .. import kernels
+from ..plan import make_plan
+from ..validation import check_group
+
+HALF = (torch.float16, torch.bfloat16)
+
+
+def state_dtype(param: torch.Tensor) -> torch.dtype:
+    """Moments of half-precision params are kept in fp32, so eps=1e-8 and small g^2 survive."""
+    return torch.float32 if param.dtype in HALF else param.dtype
+
+
+def step_dtype() -> torch.dtype:
+    """torch's dtype for state['step']: float64 under a float64 default dtype, else float32."""
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
+class Optimizer(torch.optim.Optimizer):
+    """Base of every adamlab optimizer; the algorithm lives in rules and plan."""
+
+    algorithm: str = ""
+    #: whether the algorithm keeps state['step'] (torch's SGD does not)
+    counts_steps: bool = True
+
+    def __init__(self, params, defaults: dict[str, Any]):
+        check_group(defaults)
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        check_group({**self.defaults, **{k: v for k, v in param_group.items() if k != "params"}})
+        super().add_param_group(param_group)
+        # the schedule multiplier of decay_scale="schedule" is lr / initial_lr;
+        # torch's schedulers set the same key, and need it to resume
+        self.param_groups[-1].setdefault("initial_lr", self.param_groups[-1]["lr"])
+
+    # ------------------------------------------------------------------ step
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        work = [(group, self._params_with_grad(group)) for group in self.param_groups]
+        for group, params in work:
+            if params:
+                self._step_group(group, params)
+        return loss
+
+    def _params_with_grad(self, group) -> list[torch.Tensor]:
+        params = [p for p in group["params"] if p.grad is not None]
+        for p in params:
+            if p.grad.is_sparse:
+                raise RuntimeError(
+                    f"{type(self).__name__} does not support sparse gradients; "
+                    "use torch.optim.SparseAdam or a dense gradient"
+                )
+        return params
+
+    def _step_group(self, group, params: list[torch.Tensor]) -> None:
+        buckets: dict[int, list[torch.Tensor]] = defaultdict(list)
+        for p, step in zip(params, self._advance_steps(params)):
+            buckets[step].append(p)
+        for step, ps in buckets.items():
+            cfg, scalars = make_plan(self.algorithm, group, step)
+            states = [self._ensure_state(p, cfg.state_names) for p in ps]
+            grads = [p.grad for p in ps]
+            kernels.apply(cfg, scalars, ps, grads, states, fused=group.get("fused"))
+
+    def _advance_steps(self, params: list[torch.Tensor]) -> list[int]:
+        """Increment each param's step counter (one op for all) and return the new counts."""
+        if not self.counts_steps:
+            # the momentum buffer's absence marks the first step, as in torch
+            return [1 if "momentum_buffer" not in self.state[p] else 2 for p in params]
+        steps = []
+        for p in params:
+            state = self.state[p]
+            if "step" not in state:
+                state["step"] = torch.tensor(0.0, dtype=step_dtype())
+            steps.append(state["step"])
+        torch._foreach_add_(steps, 1.0)
+        return [int(s) for s in torch.stack(steps).tolist()]
+
+    def _ensure_state(self, p: torch.Tensor, names) -> dict:
+        state = self.state[p]
+        for name in names:
+            if name not in state:
+                state[name] = torch.zeros_like(p, dtype=state_dtype(p), memory_format=torch.preserve_format)
+        return state
+
+    # ------------------------------------------------------------ checkpoints
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """torch's loader, after checks torch skips, keeping fp32 moments for half params."""
+        check_state_dict(self, state_dict)
+        super().load_state_dict(state_dict)
+        params = [p for g in self.param_groups for p in g["params"]]
+        saved_ids = [i for g in state_dict["param_groups"] for i in g["params"]]
+        for p, pid in zip(params, saved_ids):
+            for key, value in state_dict["state"].get(pid, {}).items():
+                if key != "step" and torch.is_tensor(value) and value.is_floating_point():
+                    self.state[p][key] = value.to(device=p.device, dtype=state_dtype(p)).clone()
+
+
+def check_state_dict(opt: torch.optim.Optimizer, state_dict: dict) -> None:
+    """Refuse a state dict that does not fit, before anything is changed."""
+    saved_groups = state_dict.get("param_groups")
+    if not isinstance(saved_groups, list) or not isinstance(state_dict.get("state"), dict):
+        raise ValueError("state_dict must have 'state' (dict) and 'param_groups' (list)")
+    if len(saved_groups) != len(opt.param_groups):
+        raise ValueError(
+            f"state_dict has {len(saved_groups)} param groups, the optimizer has {len(opt.param_groups)}"
+        )
+    for gi, (group, saved) in enumerate(zip(opt.param_groups, saved_groups)):
+        if len(group["params"]) != len(saved["params"]):
+            raise ValueError(
+                f"param group {gi}: state_dict has {len(saved['params'])} params, "
+                f"the optimizer has {len(group['params'])}"
+            )
+        for pi, (p, pid) in enumerate(zip(group["params"], saved["params"])):
+            for key, value in state_dict["state"].get(pid, {}).items():
+                if key == "step":
+                    if torch.is_tensor(value) and value.numel() != 1:
+                        raise ValueError(f"param group {gi}, param {pi}: 'step' must be a scalar")
+                elif torch.is_tensor(value) and value.shape != p.shape:
+                    raise ValueError(
+                        f"param group {gi}, param {pi}: state '{key}' has shape "
+                        f"{tuple(value.shape)}, the param has shape {tuple(p.shape)}"
+                    )
