@@ -1,7 +1,153 @@
-"""Placeholder until the fused CPU kernel lands: everything goes to the reference path."""
+"""The fused CPU path: one generated C loop per (config, dtype), one parallel region per step.
+
+All tensors of a bucket are cut into fixed-size chunks that one OpenMP loop
+shares out, so hundreds of small tensors cost no more than one large one.
+Each element is read once and written once: no temporaries.
+
+Kernels are compiled with the system C compiler on first use and cached on
+disk (``$ADAMLAB_CACHE_DIR``, default ``~/.cache/adamlab``), keyed by a hash
+of the source and the CPU, so later processes only load them. Schedules never
+trigger a rebuild: lr, betas and every other number arrive as runtime scalars.
+Where no compiler exists, everything runs on the reference path.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+
+import torch
+
+from .codegen import generate
+
+CHUNK = 1 << 15
+DTYPES = {torch.float64: "float64", torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
+FLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-fno-math-errno", "-ffp-contract=off"]
+
+_kernels: dict = {}
+_lock = threading.Lock()
+_broken: str | None = None
+builds = 0  # compilations in this process (cache misses on disk), for tests and `adamlab bench`
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("ADAMLAB_CACHE_DIR", Path.home() / ".cache" / "adamlab")) / "kernels"
+
+
+def _cpu_tag() -> str:
+    """The CPU's feature flags: -march=native code must not run on another CPU."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return ""
+
+
+def _compile(source: str) -> ctypes.CDLL:
+    global builds
+    compiler = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
+    if compiler is None:
+        raise RuntimeError("no C compiler found (set CC)")
+    digest = hashlib.sha256((source + " ".join(FLAGS) + _cpu_tag() + compiler).encode()).hexdigest()[:20]
+    lib = cache_dir() / f"adamlab_{digest}.so"
+    if not lib.exists():
+        lib.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=lib.parent) as tmp:
+            src, out = Path(tmp) / "k.c", Path(tmp) / "k.so"
+            src.write_text(source)
+            run = subprocess.run([compiler, *FLAGS, str(src), "-o", str(out)], capture_output=True, text=True)
+            if run.returncode != 0:
+                raise RuntimeError(f"kernel compilation failed:\n{run.stderr[-2000:]}")
+            os.replace(out, lib)  # atomic: concurrent processes never load a half-written file
+        builds += 1
+    cdll = ctypes.CDLL(str(lib))
+    fn = cdll.adamlab_step
+    fn.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int64]
+    fn.restype = None
+    return fn
+
+
+def kernel(cfg, scalar_names: tuple[str, ...], param_dtype: str, state_dtype: str):
+    """The compiled step for this key, built once per process (and once per machine on disk)."""
+    key = (cfg, scalar_names, param_dtype, state_dtype)
+    fn = _kernels.get(key)
+    if fn is None:
+        with _lock:
+            fn = _kernels.get(key)
+            if fn is None:
+                fn = _kernels[key] = _compile(generate(cfg, scalar_names, param_dtype, state_dtype))
+    return fn
+
+
+def _local(t: torch.Tensor) -> torch.Tensor:
+    """The local shard of a DTensor (FSDP2), or the tensor itself."""
+    return t.to_local() if hasattr(t, "to_local") else t
+
+
+def _dense(t: torch.Tensor) -> bool:
+    return t.is_contiguous() or torch._prims_common.is_non_overlapping_and_dense(t)
+
+
+def _fusable(p, g, states, names) -> torch.Tensor | None:
+    """The grad to use if this param can go through the fused loop, else None.
+
+    Memory order must be element order in every array: the param must be dense
+    and every state must share its strides. A grad with other strides is
+    copied into the param's layout, so the update follows the element.
+    """
+    if p.device.type != "cpu" or p.dtype not in DTYPES or g.dtype != p.dtype or not _dense(p):
+        return None
+    if any(states[n].stride() != p.stride() for n in names):
+        return None
+    if g.stride() != p.stride() or not _dense(g):
+        g = torch.empty_like(p).copy_(g)
+    return g
 
 
 def step(cfg, scalars, params, grads, states, required=False):
+    """Run the fused loop on every param it can take; return the (p, g, state) it could not."""
+    if _broken is not None:
+        if required:
+            raise RuntimeError(f"fused=True, but the fused CPU kernel is unavailable: {_broken}")
+        return list(zip(params, grads, states))
+    names = cfg.state_names
+    rest, groups = [], {}
+    for p, g, st in zip(params, grads, states):
+        lp, lg = _local(p), _local(g)
+        lst = {n: _local(st[n]) for n in names}
+        lg = _fusable(lp, lg, lst, names)
+        if lg is None:
+            if required:
+                raise RuntimeError("fused=True, but a param is not a dense CPU tensor of a supported dtype")
+            rest.append((p, g, st))
+            continue
+        key = (DTYPES[lp.dtype], DTYPES[lst[names[0]].dtype] if names else DTYPES[lp.dtype])
+        groups.setdefault(key, []).append([lp, lg] + [lst[n] for n in names])
+    values = vars(scalars)
+    scalar_names = tuple(values)
+    try:  # build every kernel first, so a failed build never leaves a half-applied step
+        fns = {key: kernel(cfg, scalar_names, *key) for key in groups}
+    except RuntimeError as e:
+        _disable(str(e), required)
+        return list(zip(params, grads, states))
+    sc = (ctypes.c_double * len(values))(*values.values())
+    for key, tensors in groups.items():
+        numels = (ctypes.c_int64 * len(tensors))(*(t[0].numel() for t in tensors))
+        ptrs = (ctypes.c_void_p * (len(tensors) * len(tensors[0])))(*(x.data_ptr() for t in tensors for x in t))
+        fns[key](len(tensors), numels, ptrs, sc, torch.get_num_threads(), CHUNK)
+    return rest
+
+
+def _disable(reason: str, required: bool) -> None:
+    global _broken
+    _broken = reason
     if required:
-        raise RuntimeError("fused=True: the fused kernel is not available")
-    return list(zip(params, grads, states))
+        raise RuntimeError(f"fused=True, but the fused CPU kernel is unavailable: {reason}")
+    warnings.warn(f"adamlab: fused CPU kernel unavailable, using the reference path ({reason})", RuntimeWarning)
