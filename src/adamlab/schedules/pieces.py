@@ -29,7 +29,7 @@ def kind(cls):
 
 
 def check_steps(name: str, value, low: int = 0) -> int:
-    """A step count: an integer in [low, inf). Returns a plain int (numpy ints would not load with weights_only)."""
+    """A step count: an integer in [low, inf), returned as a plain int (a numpy int would not load with weights_only)."""
     try:
         if isinstance(value, bool):
             raise TypeError
@@ -184,7 +184,10 @@ def _children(pieces) -> str:
 @kind
 @dataclass(frozen=True, repr=False)
 class Join:
-    """Schedules in sequence, like optax.join_schedules: piece i starts at boundaries[i-1] and counts its own steps from 0 there."""
+    """Schedules in sequence, like optax.join_schedules.
+
+    Piece i takes over at boundaries[i-1] and counts its own steps from 0 there.
+    """
 
     pieces: tuple
     boundaries: tuple

@@ -17,7 +17,6 @@ from .pieces import (
     Join,
     LinearWarmup,
     Product,
-    check_real,
     check_steps,
 )
 from .untuned import pick_beta2, resolve_warmup
@@ -117,7 +116,7 @@ def warmup_inverse_sqrt(warmup_steps, timescale=None, *, optimizer=None, beta2=N
         if warmup == 0:
             raise ValueError("timescale must be given (in (0, inf)) when warmup_steps is 0")
         timescale = warmup
-    return Join.of([LinearWarmup(warmup), InverseSqrt(check_real("timescale", timescale, 0.0, float("inf"), open_low=True))], [warmup])
+    return Join.of([LinearWarmup(warmup), InverseSqrt(timescale)], [warmup])
 
 
 def wsd(
@@ -138,7 +137,9 @@ def wsd(
     warmup, total = _lengths(warmup_steps, total_steps, optimizer, beta2)
     cooldown = check_steps("decay_steps", decay_steps)
     if warmup + cooldown > total:
-        raise ValueError(f"decay_steps must be in [0, total_steps - warmup_steps = {total - warmup}], got {cooldown}")
+        raise ValueError(
+            f"decay_steps must be in [0, total_steps - warmup_steps = {total - warmup}], got {cooldown}"
+        )
     if decay not in SHAPES:
         raise ValueError(f"decay must be one of {tuple(SHAPES)}, got {decay!r}")
     return Join.of(

@@ -37,7 +37,8 @@ def beta2_of(optimizer) -> float:
     groups = getattr(optimizer, "param_groups", None)
     if not groups or any("betas" not in g for g in groups):
         raise ValueError(
-            f"optimizer must have 'betas' in every param group (an Adam-family optimizer), got {type(optimizer).__name__}"
+            "optimizer must have 'betas' in every param group (an Adam-family optimizer), "
+            f"got {type(optimizer).__name__}"
         )
     values = sorted({float(g["betas"][1]) for g in groups})
     if len(values) > 1:
