@@ -1,20 +1,25 @@
 """The equations, one small function each, named after the math.
 
-Every function here is written with arithmetic operators plus ``sqrt`` and
-``maximum`` only, so the same code runs on three kinds of value:
+Every function here is written with arithmetic operators plus four primitives
+(``sqrt``, ``maximum``, ``lerp``, ``add_scaled``, ``add_product``), so the same code runs on
+three kinds of value:
 
 * Python floats (the per-step scalars in :mod:`adamlab.plan`),
 * torch tensors (the readable reference path, :mod:`adamlab.kernels.reference`),
 * symbolic values (the fused path, :mod:`adamlab.kernels.codegen`, which traces
   these functions into one C loop).
 
-The operation order copies torch.optim's, so trajectories agree with it to the
-last few bits. This module is the only place an update equation is written.
+The operation order copies torch.optim's, including where torch's CPU
+kernels fuse a multiply-add (``lerp``, ``add(alpha=)``, ``addcmul``), so trajectories agree
+with torch's to the last bits. This module is the only place an update
+equation is written.
 """
 
 from __future__ import annotations
 
 import math as _m
+
+import torch
 
 
 def sqrt(x):
@@ -23,8 +28,23 @@ def sqrt(x):
 
 
 def maximum(a, b):
-    """Elementwise maximum of two tensors or symbolic values."""
+    """Elementwise maximum of two tensors or symbolic values (NaN propagates)."""
     return a.maximum(b)
+
+
+def lerp(a, b, w):
+    """a + w (b - a), rounded as torch.lerp rounds it (a fused multiply-add)."""
+    return torch.lerp(a, b, w) if isinstance(a, torch.Tensor) else a.lerp(b, w)
+
+
+def add_scaled(x, y, alpha):
+    """x + alpha y, rounded as torch's ``x.add(y, alpha=alpha)`` (a fused multiply-add)."""
+    return torch.add(x, y, alpha=alpha) if isinstance(x, torch.Tensor) else x.add_scaled(y, alpha)
+
+
+def add_product(x, a, b, value):
+    """x + value a b, rounded as torch.addcmul rounds it (a fused multiply-add)."""
+    return torch.addcmul(x, a, b, value=value) if isinstance(x, torch.Tensor) else x.add_product(a, b, value)
 
 
 # ---------------------------------------------------------------- gradients
@@ -37,7 +57,7 @@ def signed_gradient(g, maximize):
 
 def coupled_decay(g, p, weight_decay):
     """L2 regularisation folded into the gradient: g + lambda*theta (Hanson & Pratt 1989)."""
-    return g + weight_decay * p
+    return add_scaled(g, p, weight_decay)
 
 
 def decoupled_decay(p, decay_factor):
@@ -59,13 +79,13 @@ def schedule_decay_factor(lr, initial_lr, weight_decay):
 
 
 def first_moment(m, g, beta1):
-    """m_t = beta1 m + (1 - beta1) g, written as torch's lerp (Kingma & Ba 2015, Alg. 1)."""
-    return m + (1 - beta1) * (g - m)
+    """m_t = beta1 m + (1 - beta1) g, as a lerp towards g (Kingma & Ba 2015, Alg. 1)."""
+    return lerp(m, g, 1 - beta1)
 
 
 def second_moment(v, g, beta2):
     """v_t = beta2 v + (1 - beta2) g^2 (Kingma & Ba 2015, Alg. 1; Tieleman & Hinton 2012)."""
-    return v * beta2 + (1 - beta2) * g * g
+    return add_product(v * beta2, g, g, 1 - beta2)
 
 
 def amsgrad_max(v_max, v):
@@ -75,12 +95,12 @@ def amsgrad_max(v_max, v):
 
 def momentum_buffer(buf, g, momentum, grad_weight):
     """b_t = mu b + (1 - dampening) g (Polyak 1964; Sutskever et al. 2013)."""
-    return buf * momentum + grad_weight * g
+    return add_scaled(buf * momentum, g, grad_weight)
 
 
 def nesterov_direction(g, buf, momentum):
     """g + mu b_t, the Nesterov look-ahead in torch's form (Sutskever et al. 2013)."""
-    return g + momentum * buf
+    return add_scaled(g, buf, momentum)
 
 
 # ---------------------------------------------------------------- scalars
@@ -115,9 +135,9 @@ def adam_denominator(v, bias_correction2_sqrt, eps):
     return sqrt(v) / bias_correction2_sqrt + eps
 
 
-def adam_step(p, m, denom, step_size):
-    """theta - alpha_t m / denom, with alpha_t = lr / (1 - beta1^t) (Kingma & Ba 2015, Alg. 1)."""
-    return p - step_size * (m / denom)
+def preconditioned_step(p, m, denom, step_size):
+    """theta - alpha m / denom: Adam's step with alpha = lr/(1 - beta1^t) (Kingma & Ba 2015, Alg. 1)."""
+    return p - step_size * m / denom
 
 
 def radam_adaptive_step(p, m, v, lr, bias_correction1, bias_correction2_sqrt, eps, rect):
@@ -137,9 +157,9 @@ def rmsprop_denominator(v, eps):
 
 def rmsprop_centered_denominator(v, g_avg, eps):
     """sqrt(v - gbar^2) + eps, the centred variant (Graves 2013, eq. 38)."""
-    return sqrt(v + -1.0 * g_avg * g_avg) + eps
+    return sqrt(add_product(v, g_avg, g_avg, -1.0)) + eps
 
 
 def sgd_step(p, direction, lr):
     """theta - lr d (Robbins & Monro 1951)."""
-    return p - lr * direction
+    return add_scaled(p, direction, -lr)

@@ -70,7 +70,7 @@ def adam_rule(cfg: Config, p, g, st: dict, s):
     new = {"exp_avg": m, "exp_avg_sq": v}
     if cfg.amsgrad:
         v = new["max_exp_avg_sq"] = M.amsgrad_max(st["max_exp_avg_sq"], v)
-    p = M.adam_step(p, m, M.adam_denominator(v, s.bias_correction2_sqrt, s.eps), s.step_size)
+    p = M.preconditioned_step(p, m, M.adam_denominator(v, s.bias_correction2_sqrt, s.eps), s.step_size)
     return p, new
 
 
@@ -110,7 +110,7 @@ def rmsprop_rule(cfg: Config, p, g, st: dict, s):
     if cfg.momentum:
         buf = new["momentum_buffer"] = M.momentum_buffer(st["momentum_buffer"], g / denom, s.momentum, 1.0)
         return M.sgd_step(p, buf, s.lr), new
-    return M.sgd_step(p, g / denom, s.lr), new
+    return M.preconditioned_step(p, g, denom, s.lr), new
 
 
 RULES = {"adam": adam_rule, "radam": radam_rule, "sgd": sgd_rule, "rmsprop": rmsprop_rule}

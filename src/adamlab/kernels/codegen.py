@@ -42,6 +42,7 @@ static inline uint16_t float_to_bf16(float f) {  /* round to nearest even, as to
 KERNEL = r"""
 typedef {ctype} T;
 #define SQRT(x) {sqrt}(x)
+#define FMA(a, b, c) {fma}(a, b, c)
 #define MAXIMUM(a, b) (((a) != (a)) ? (a) : (((b) > (a) || (b) != (b)) ? (b) : (a)))
 
 void adamlab_step(int64_t n_tensors, const int64_t* numels, char** ptrs,
@@ -94,6 +95,25 @@ class Sym:
 
     def sqrt(self):
         return self.tracer.emit(f"SQRT({self.name})" if self.elementwise else f"sqrt({self.name})", self.elementwise)
+
+    def lerp(self, end, weight):
+        """torch's CPU lerp: fma(w, b - a, a) for |w| < 0.5, else fma(w - 1, b - a, b)."""
+        w = _operand(weight, True)
+        diff = self.tracer.emit(f"{_operand(end, True)} - {_operand(self, True)}", True).name
+        return self.tracer.emit(
+            f"(fabs({_operand(weight, False)}) < 0.5) ? FMA({w}, {diff}, {_operand(self, True)})"
+            f" : FMA({w} - (T)1, {diff}, {_operand(end, True)})",
+            True,
+        )
+
+    def add_scaled(self, other, alpha):
+        """torch's add(alpha=): fma(other, alpha, self)."""
+        return self.tracer.emit(f"FMA({_operand(other, True)}, {_operand(alpha, True)}, {_operand(self, True)})", True)
+
+    def add_product(self, a, b, value):
+        """torch's addcmul: fma(value * a, b, self)."""
+        scaled = self.tracer.emit(f"{_operand(value, True)} * {_operand(a, True)}", True).name
+        return self.tracer.emit(f"FMA({scaled}, {_operand(b, True)}, {_operand(self, True)})", True)
 
     def maximum(self, other):
         vec = _is_vec(self) or _is_vec(other)
@@ -156,6 +176,7 @@ def generate(cfg: Config, scalar_names: tuple[str, ...], param_dtype: str, state
     return PRELUDE + KERNEL.format(
         ctype=compute,
         sqrt="sqrt" if compute == "double" else "sqrtf",
+        fma="fma" if compute == "double" else "fmaf",
         scalars="\n".join(tr.scalar_lines),
         pointers="\n".join(pointers),
         loads="\n".join(loads),

@@ -86,29 +86,35 @@ def kernel(cfg, scalar_names: tuple[str, ...], param_dtype: str, state_dtype: st
     return fn
 
 
-def _local(t: torch.Tensor) -> torch.Tensor:
-    """The local shard of a DTensor (FSDP2), or the tensor itself."""
-    return t.to_local() if hasattr(t, "to_local") else t
-
-
 def _dense(t: torch.Tensor) -> bool:
     return t.is_contiguous() or torch._prims_common.is_non_overlapping_and_dense(t)
 
 
-def _fusable(p, g, states, names) -> torch.Tensor | None:
+def _fusable(p, g, states) -> torch.Tensor | None:
     """The grad to use if this param can go through the fused loop, else None.
 
     Memory order must be element order in every array: the param must be dense
     and every state must share its strides. A grad with other strides is
     copied into the param's layout, so the update follows the element.
     """
-    if p.device.type != "cpu" or p.dtype not in DTYPES or g.dtype != p.dtype or not _dense(p):
+    if not p.is_cpu or p.dtype not in DTYPES or g.dtype != p.dtype:
         return None
-    if any(states[n].stride() != p.stride() for n in names):
+    if p.is_contiguous() and all(s.is_contiguous() for s in states):
+        return g if g.is_contiguous() else g.contiguous()
+    if not _dense(p) or any(s.stride() != p.stride() for s in states):
         return None
-    if g.stride() != p.stride() or not _dense(g):
-        g = torch.empty_like(p).copy_(g)
-    return g
+    return g if g.stride() == p.stride() else torch.empty_like(p).copy_(g)
+
+
+def _locals(params, grads, states, names):
+    """Local shards of DTensor params (FSDP2) and their grads and states."""
+    if not hasattr(params[0], "to_local"):
+        return params, grads, [[st[n] for n in names] for st in states]
+    return (
+        [p.to_local() for p in params],
+        [g.to_local() for g in grads],
+        [[st[n].to_local() for n in names] for st in states],
+    )
 
 
 def step(cfg, scalars, params, grads, states, required=False):
@@ -119,17 +125,15 @@ def step(cfg, scalars, params, grads, states, required=False):
         return list(zip(params, grads, states))
     names = cfg.state_names
     rest, groups = [], {}
-    for p, g, st in zip(params, grads, states):
-        lp, lg = _local(p), _local(g)
-        lst = {n: _local(st[n]) for n in names}
-        lg = _fusable(lp, lg, lst, names)
+    for k, (lp, lg, lst) in enumerate(zip(*_locals(params, grads, states, names))):
+        lg = _fusable(lp, lg, lst)
         if lg is None:
             if required:
                 raise RuntimeError("fused=True, but a param is not a dense CPU tensor of a supported dtype")
-            rest.append((p, g, st))
+            rest.append((params[k], grads[k], states[k]))
             continue
-        key = (DTYPES[lp.dtype], DTYPES[lst[names[0]].dtype] if names else DTYPES[lp.dtype])
-        groups.setdefault(key, []).append([lp, lg] + [lst[n] for n in names])
+        key = (DTYPES[lp.dtype], DTYPES[lst[0].dtype] if lst else DTYPES[lp.dtype])
+        groups.setdefault(key, []).append([lp, lg, *lst])
     values = vars(scalars)
     scalar_names = tuple(values)
     try:  # build every kernel first, so a failed build never leaves a half-applied step

@@ -41,6 +41,7 @@ class Optimizer(torch.optim.Optimizer):
 
     def __init__(self, params, defaults: dict[str, Any]):
         check_group(defaults)
+        self._step_buffers: dict = {}
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -85,18 +86,33 @@ class Optimizer(torch.optim.Optimizer):
             kernels.apply(cfg, scalars, ps, grads, states, fused=group.get("fused"))
 
     def _advance_steps(self, params: list[torch.Tensor]) -> list[int]:
-        """Increment each param's step counter (one op for all) and return the new counts."""
+        """Increment each param's step counter and return the new counts.
+
+        The counters stay one 0-d tensor per param, torch's format, but are kept
+        as views into one buffer per group, so a step costs two tensor ops
+        instead of two per param. Any outside change (a loaded state dict, a
+        new param) is noticed by identity and the buffer is rebuilt.
+        """
         if not self.counts_steps:
             # the momentum buffer's absence marks the first step, as in torch
             return [1 if "momentum_buffer" not in self.state[p] else 2 for p in params]
-        steps = []
-        for p in params:
-            state = self.state[p]
-            if "step" not in state:
-                state["step"] = torch.tensor(0.0, dtype=step_dtype())
-            steps.append(state["step"])
-        torch._foreach_add_(steps, 1.0)
-        return [int(s) for s in torch.stack(steps).tolist()]
+        key = tuple(map(id, params))
+        cached = self._step_buffers.get(key)
+        if cached is None or any(self.state[p].get("step") is not v for p, v in zip(params, cached[1])):
+            if len(self._step_buffers) > 8:  # the set of params with grads keeps changing
+                self._step_buffers.clear()
+            cached = self._step_buffers[key] = self._gather_steps(params)
+        buffer = cached[0]
+        buffer += 1
+        return [int(s) for s in buffer.tolist()]
+
+    def _gather_steps(self, params):
+        values = [float(self.state[p].get("step", 0.0)) for p in params]
+        buffer = torch.tensor(values, dtype=step_dtype())
+        views = list(buffer.unbind())
+        for p, view in zip(params, views):
+            self.state[p]["step"] = view
+        return buffer, views
 
     def _ensure_state(self, p: torch.Tensor, names) -> dict:
         state = self.state[p]
