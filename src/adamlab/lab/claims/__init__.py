@@ -38,7 +38,10 @@ def load(name: str) -> Claim | None:
             raise
         warnings.warn(f"claim module {name} not found; skipping it", MissingClaimWarning, stacklevel=2)
         return None
-    return module.CLAIM
+    claim = getattr(module, "CLAIM", None)
+    if not isinstance(claim, Claim):
+        raise TypeError(f"claim module {name} must define CLAIM = Claim(...), found {claim!r}")
+    return claim
 
 
 def all_claims() -> list[Claim]:

@@ -1,0 +1,80 @@
+"""C1 (bias correction): the quick run against closed forms, and the verdict's thresholds."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from adamlab.lab.claims import c1_bias_correction as c1
+from adamlab.lab.core import Context
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def outcome(tmp_path_factory):
+    return c1.CLAIM.run(Context(tmp_path_factory.mktemp("c1"), quick=True, seed=0))
+
+
+def leaves(value):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from leaves(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from leaves(v)
+    else:
+        yield value
+
+
+def test_quick_run_reproduces(outcome):
+    json.dumps(outcome.metrics, allow_nan=False)
+    assert all(math.isfinite(x) for x in leaves(outcome.metrics))
+    for path in outcome.figures:
+        assert path.read_bytes().startswith(PNG_MAGIC)
+    assert c1.CLAIM.judge(outcome.metrics)
+
+
+def test_first_step_matches_the_paper_table(outcome):
+    """Uncorrected first step = (1-b1)/sqrt(1-b2) in units of lr (Kingma & Ba, sec. 3)."""
+    first = outcome.metrics["first_step_uncorrected"]
+    for b1 in (0.9, 0.0):
+        for b2 in (0.99, 0.999, 0.9999):
+            assert first[f"b1={b1},b2={b2}"] == pytest.approx((1 - b1) / math.sqrt(1 - b2), rel=1e-6)
+
+
+def test_peak_of_the_uncorrected_step(outcome):
+    """For b1 = 0.9 the step keeps growing after t = 1; its peak is found from the closed form."""
+    for b2 in (0.99, 0.999, 0.9999):
+        t_star = max(range(1, 1000), key=lambda t: (1 - 0.9**t) / math.sqrt(1 - b2**t))
+        key = f"b1=0.9,b2={b2}"
+        assert outcome.metrics["peak_step_t"][key] == t_star
+        assert outcome.metrics["peak_step_uncorrected"][key] == pytest.approx((1 - 0.9**t_star) / math.sqrt(1 - b2**t_star), rel=1e-6)
+    # claims.md: peaks 2.13, 6.57 and 20.72 at t of about 12-13
+    assert [round(outcome.metrics["peak_step_uncorrected"][f"b1=0.9,b2={b2}"], 2) for b2 in (0.99, 0.999, 0.9999)] == [2.13, 6.57, 20.72]
+
+
+def test_paper_forms(outcome):
+    """Algorithm 1 = efficient form only with eps_hat = eps sqrt(1-b2^t); adamlab.Adam is Algorithm 1."""
+    for scale in ("1", "1e-07"):
+        forms = outcome.metrics["paper_forms"][f"scale={scale}"]
+        assert forms["eps_hat_exact"] < 1e-12
+        assert forms["adamlab_vs_alg1"] < 1e-12
+    # a constant eps_hat is off by about eps / (|g| sqrt(1-b2^t)): tiny at |g| = 1, order one at 1e-7
+    assert outcome.metrics["paper_forms"]["scale=1"]["eps_hat_const"] < 1e-4
+    assert outcome.metrics["paper_forms"]["scale=1e-07"]["eps_hat_const"] > 0.1
+
+
+def passing() -> dict:
+    return {"worst_ratio_near_1": 5.0, "worst_ratio_control": 2.0, "step_table_max_rel_err": 1e-9}
+
+
+@pytest.mark.parametrize(
+    "key, failing",
+    [("worst_ratio_near_1", 4.999), ("worst_ratio_control", 2.001), ("step_table_max_rel_err", 1.01e-9)],
+)
+def test_judge_flips_at_each_threshold(key, failing):
+    assert c1.judge(passing())
+    assert not c1.judge({**passing(), key: failing})
