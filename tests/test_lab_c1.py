@@ -51,9 +51,15 @@ def test_peak_of_the_uncorrected_step(outcome):
         t_star = max(range(1, 1000), key=lambda t: (1 - 0.9**t) / math.sqrt(1 - b2**t))
         key = f"b1=0.9,b2={b2}"
         assert outcome.metrics["peak_step_t"][key] == t_star
-        assert outcome.metrics["peak_step_uncorrected"][key] == pytest.approx((1 - 0.9**t_star) / math.sqrt(1 - b2**t_star), rel=1e-6)
+        assert outcome.metrics["peak_step_uncorrected"][key] == pytest.approx(
+            (1 - 0.9**t_star) / math.sqrt(1 - b2**t_star), rel=1e-6
+        )
     # claims.md: peaks 2.13, 6.57 and 20.72 at t of about 12-13
-    assert [round(outcome.metrics["peak_step_uncorrected"][f"b1=0.9,b2={b2}"], 2) for b2 in (0.99, 0.999, 0.9999)] == [2.13, 6.57, 20.72]
+    assert [round(outcome.metrics["peak_step_uncorrected"][f"b1=0.9,b2={b2}"], 2) for b2 in (0.99, 0.999, 0.9999)] == [
+        2.13,
+        6.57,
+        20.72,
+    ]
 
 
 def test_paper_forms(outcome):

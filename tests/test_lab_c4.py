@@ -67,7 +67,12 @@ def test_stochastic_gradients_have_the_theorem_3_mean():
 
 def passing() -> dict:
     asymptote_tol = c4.ASYMPTOTE_TOL * c4.DET_C
-    return {"adam_mean_x_end": 0.9901, "adam_regret_gap": asymptote_tol * 0.99, "amsgrad_final_x": -0.9901, "amsgrad_regret_over_T": 0.0199}
+    return {
+        "adam_mean_x_end": 0.9901,
+        "adam_regret_gap": asymptote_tol * 0.99,
+        "amsgrad_final_x": -0.9901,
+        "amsgrad_regret_over_T": 0.0199,
+    }
 
 
 @pytest.mark.parametrize(

@@ -45,7 +45,16 @@ def fake_claim(cid: str, value: float, threshold: float = 1.0, explode: bool = F
         table = {"caption": "numbers <&>", "columns": ["a", "b"], "rows": [[1, 2.5], ["x", math.inf]]}
         return Outcome(metrics, [path], [table], notes="a note")
 
-    return Claim(cid, f"title {cid}", "Someone 2020", "statement <b>", "setup", "value >= 1", run, lambda m: m["value"] >= threshold)
+    return Claim(
+        cid,
+        f"title {cid}",
+        "Someone 2020",
+        "statement <b>",
+        "setup",
+        "value >= 1",
+        run,
+        lambda m: m["value"] >= threshold,
+    )
 
 
 @pytest.fixture

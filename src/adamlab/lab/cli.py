@@ -78,8 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_reproduce(args, console: Console) -> int:
-    from .reproduce import reproduce
     from .report import ERROR
+    from .reproduce import reproduce
 
     try:
         results = reproduce(args.out, quick=args.quick, only=args.only, seed=args.seed, console=console)

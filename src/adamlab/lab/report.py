@@ -241,7 +241,9 @@ def section_html(r: ClaimResult) -> str:
     o = r.outcome
     metrics_rows = [[k, v] for k, v in flatten(o.metrics)] if o else []
     metrics = (
-        "<details><summary>All metrics</summary>" + table_html({"columns": ["metric", "value"], "rows": metrics_rows}) + "</details>"
+        "<details><summary>All metrics</summary>"
+        + table_html({"columns": ["metric", "value"], "rows": metrics_rows})
+        + "</details>"
         if metrics_rows
         else ""
     )

@@ -108,6 +108,26 @@ def select_claims(only: list[str] | None, console: Console) -> list[Claim]:
     return claims
 
 
+def run_with_progress(claim: Claim, progress: Progress, ctx: Context) -> ClaimResult:
+    """Run one claim under a spinner, with a bar per training run that disappears when the claim ends."""
+    top = progress.add_task(f"[bold]{claim.id}[/] {claim.title}", total=None)
+    runs = []
+
+    def track(description: str, total: int):
+        task = progress.add_task(f"  {description}", total=total)
+        runs.append(task)
+        return lambda: progress.advance(task)
+
+    ctx.progress = track
+    result = run_claim(claim, ctx)
+    for task in runs:
+        progress.remove_task(task)
+    style = VERDICT_STYLE[result.verdict]
+    description = f"[bold]{claim.id}[/] {claim.title}: [{style}]{result.verdict}[/] ({result.seconds:.1f} s)"
+    progress.update(top, total=1, completed=1, description=description)
+    return result
+
+
 def reproduce(
     out_dir: Path | str = "adamlab-report",
     quick: bool = False,
@@ -124,20 +144,7 @@ def reproduce(
     results = []
     with make_progress(console) as progress:
         for claim in claims:
-            top = progress.add_task(f"[bold]{claim.id}[/] {claim.title}", total=None)
-            runs = []
-
-            def track(description: str, total: int):
-                task = progress.add_task(f"  {description}", total=total)
-                runs.append(task)
-                return lambda: progress.advance(task)
-
-            result = run_claim(claim, Context(out_dir, quick=quick, seed=seed, progress=track))
-            results.append(result)
-            for task in runs:
-                progress.remove_task(task)
-            style = VERDICT_STYLE[result.verdict]
-            progress.update(top, total=1, completed=1, description=f"[bold]{claim.id}[/] {claim.title}: [{style}]{result.verdict}[/]")
+            results.append(run_with_progress(claim, progress, Context(out_dir, quick=quick, seed=seed)))
     env["wall time (s)"] = round(time.perf_counter() - started, 1)
     env["finished"] = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
     page, data = report.write(out_dir, results, env)

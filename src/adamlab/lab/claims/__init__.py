@@ -58,7 +58,9 @@ def select(ids: list[str] | None = None) -> list[Claim]:
     known = {c.id.upper() for c in claims}
     unknown = sorted(wanted - known)
     if unknown:
-        raise ValueError(f"unknown or unavailable claim ids: {', '.join(unknown)} (available: {', '.join(sorted(known))})")
+        raise ValueError(
+            f"unknown or unavailable claim ids: {', '.join(unknown)} (available: {', '.join(sorted(known))})"
+        )
     return [c for c in claims if c.id.upper() in wanted]
 
 

@@ -74,7 +74,9 @@ def step_table(progress) -> tuple[dict, list, dict]:
             for t, s in enumerate(runs[bc][(b1, b2)], start=1):
                 worst = max(worst, abs(s - expected_step(bc, b1, b2, t)) / expected_step(bc, b1, b2, t))
         peak_t = max(range(len(steps)), key=steps.__getitem__) + 1
-        rows.append([b1, b2, steps[0], uncorrected_step(1, b1, b2, 1), steps[peak_t - 1], peak_t, runs[True][(b1, b2)][0]])
+        rows.append(
+            [b1, b2, steps[0], uncorrected_step(1, b1, b2, 1), steps[peak_t - 1], peak_t, runs[True][(b1, b2)][0]]
+        )
     metrics = {
         "first_step_uncorrected": {f"b1={r[0]},b2={r[1]}": r[2] for r in rows},
         "peak_step_uncorrected": {f"b1={r[0]},b2={r[1]}": r[4] for r in rows},
@@ -131,7 +133,10 @@ def proxy(seeds: list[int], progress) -> tuple[dict, dict]:
 
 
 def paper_forms(scale: float, n: int = 1000, steps: int = 100, a=1e-3, b1=0.9, b2=0.999, eps=1e-8, seed=0):
-    """Displacements after ``steps`` random-gradient steps: Algorithm 1, eps_hat = eps, eps_hat = eps sqrt(1-b2^t), adamlab."""
+    """Relative distance from Algorithm 1 after ``steps`` random-gradient steps, for three other forms.
+
+    The forms: the efficient rewrite with eps_hat = eps, the same with eps_hat = eps sqrt(1-b2^t), adamlab.Adam.
+    """
     gen = torch.Generator().manual_seed(seed)
     m, v = torch.zeros(n, dtype=DTYPE), torch.zeros(n, dtype=DTYPE)
     alg1, const_hat, exact_hat = m.clone(), m.clone(), m.clone()
@@ -159,7 +164,13 @@ def plot_steps(runs, path) -> None:
     colors = plt.cm.viridis([0.0, 0.45, 0.85])
     for b1, style in zip(TABLE_BETA1, ("-", "--")):
         for b2, color in zip(TABLE_BETA2, colors):
-            ax.plot(t, [uncorrected_step(1, b1, b2, s) for s in t], style, color=color, label=f"no correction, b1={b1}, b2={b2}")
+            ax.plot(
+                t,
+                [uncorrected_step(1, b1, b2, s) for s in t],
+                style,
+                color=color,
+                label=f"no correction, b1={b1}, b2={b2}",
+            )
             ax.plot(t[:30:3], runs[False][b1, b2][:30:3], "o", color=color, ms=3)
     ax.plot(t, runs[True][0.9, 0.9999], "k-", lw=2, label="with correction (all six)")
     ax.set(xscale="log", yscale="log", xlabel="step t", ylabel="|update| / lr")
@@ -176,7 +187,12 @@ def plot_losses(curves, seed, path) -> None:
     for ax, row in zip(axes, PROXY_ROWS):
         b1, b2, lr, role = row
         for bc, color in ((False, "tab:red"), (True, "tab:blue")):
-            ax.plot(range(1, PROXY_STEPS + 1), curves[row, seed][bc], color=color, label="with correction" if bc else "without correction")
+            ax.plot(
+                range(1, PROXY_STEPS + 1),
+                curves[row, seed][bc],
+                color=color,
+                label="with correction" if bc else "without correction",
+            )
         ax.axvline(PROXY_WINDOW, color="gray", ls=":", lw=1)
         ax.set(yscale="log", xlabel="step", title=f"b1={b1}, b2={b2}, lr={lr} ({role})")
         ax.grid(alpha=0.3)
@@ -218,18 +234,33 @@ def measure(ctx: Context) -> Outcome:
     plot_losses(curves, seeds[0], figures[1])
     tables = [
         {
-            "caption": "Step / lr on a constant gradient (g = 1, eps = 1e-8), measured on adamlab.Adam, with the closed form",
-            "columns": ["b1", "b2", "first step, no correction", "closed form a(1-b1)/sqrt(1-b2)", "peak, no correction", "peak at t", "first step, corrected"],
+            "caption": "Step / lr on a constant gradient (g = 1, eps = 1e-8): adamlab.Adam and the closed form",
+            "columns": [
+                "b1",
+                "b2",
+                "first step, no correction",
+                "closed form a(1-b1)/sqrt(1-b2)",
+                "peak, no correction",
+                "peak at t",
+                "first step, corrected",
+            ],
             "rows": table_rows,
         },
         {
-            "caption": f"Peak minibatch loss over the first {PROXY_WINDOW} steps, no correction / with correction, per seed {seeds}",
+            "caption": f"Peak minibatch loss over the first {PROXY_WINDOW} steps, no correction / with correction, "
+            f"per seed {seeds}",
             "columns": ["b1", "b2", "lr", "role", "ratio per seed", "min", "max"],
             "rows": [[*r, [round(x, 2) for x in ratios[r]], min(ratios[r]), max(ratios[r])] for r in PROXY_ROWS],
         },
         {
-            "caption": "Relative difference of the displacement after 100 steps from Algorithm 1 (1000 coordinates, lr 1e-3, defaults)",
-            "columns": ["gradient scale", "efficient form, eps_hat = eps", "efficient form, eps_hat = eps sqrt(1-b2^t)", "adamlab.Adam"],
+            "caption": "Relative difference of the displacement after 100 steps from Algorithm 1 "
+            "(1000 coordinates, lr 1e-3, default betas and eps)",
+            "columns": [
+                "gradient scale",
+                "efficient form, eps_hat = eps",
+                "efficient form, eps_hat = eps sqrt(1-b2^t)",
+                "adamlab.Adam",
+            ],
             "rows": [[s, f["eps_hat_const"], f["eps_hat_exact"], f["adamlab_vs_alg1"]] for s, f in forms.items()],
         },
     ]

@@ -86,7 +86,12 @@ def plot_ema(curves: dict, path) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     t = np.arange(1, EMA_STEPS + 1)
     for (name, curve), color in zip(curves.items(), ("tab:red", "tab:orange", "tab:blue")):
-        ax.plot(t, curve, color=color, label=f"computed in {name} (stalls at {curve[-1]:.4g})" if name != "fp32" else "computed in fp32")
+        ax.plot(
+            t,
+            curve,
+            color=color,
+            label=f"computed in {name} (stalls at {curve[-1]:.4g})" if name != "fp32" else "computed in fp32",
+        )
     ax.plot(t, 1 - BETA2**t, "k--", lw=1, label="exact: 1 - 0.999^t", zorder=5)
     ax.set(xlabel="step t", ylabel="v_t", title="Second-moment average of a constant g = 1 (beta2 = 0.999)")
     ax.grid(alpha=0.3)
@@ -197,7 +202,8 @@ CLAIM = Claim(
         "eps only guards the division in Adam's step, and in fp32 it barely matters. In fp16, 1e-8 is below the "
         "smallest subnormal and becomes 0, and the squares of small gradients flush to 0 as well, so an optimizer "
         "that keeps its state and arithmetic in fp16 divides by zero. In bf16 the range is fine but 0.999 rounds "
-        "to 1 and running averages stop moving. Raising eps hides the symptom and distorts steps; fp32 arithmetic fixes it."
+        "to 1 and running averages stop moving. Raising eps hides the symptom and distorts steps; fp32 arithmetic "
+        "fixes it."
     ),
     setup=(
         f"One Adam step from 0 with lr {LR:g} and gradients {GRADS}: torch.optim.Adam on fp16 and bf16 params "
