@@ -157,3 +157,11 @@ def test_cli_schedule_draws_png(tmp_path, capsys):
     assert cli.main(["schedule", "--warmup", "500", "--total", "100", "--out", str(out)]) == 2
     with pytest.raises(SystemExit):
         cli.main(["schedule", "--warmup", "soon", "--total", "100"])
+
+
+def test_report_survives_a_missing_figure_and_odd_metrics(tmp_path):
+    claim = fake_claim("C7", 1.0)
+    outcome = Outcome({"where": tmp_path, "pair": (1, 2)}, [tmp_path / "figures" / "never_written.png"])
+    page, data = report.write(tmp_path, [report.ClaimResult(claim, outcome, "reproduced", 0.1)], {"seed": 0})
+    assert "figure missing: never_written.png" in page.read_text()
+    assert strict_json(data.read_text())["claims"][0]["metrics"] == {"where": str(tmp_path), "pair": [1, 2]}

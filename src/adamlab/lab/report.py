@@ -225,8 +225,10 @@ def table_html(table: dict) -> str:
 
 def figure_html(path: Path) -> str:
     """The PNG inline as a data URI, with a link to the file next to the page."""
-    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
     name = html.escape(Path(path).name)
+    if not Path(path).is_file():
+        return f'<p class="verdict error">figure missing: {name}</p>'
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
     return (
         f'<figure><img src="data:image/png;base64,{data}" alt="{name}">'
         f'<figcaption><a href="figures/{name}">{name}</a></figcaption></figure>'
@@ -293,5 +295,7 @@ def write(out_dir: Path, results: list[ClaimResult], environment: dict) -> tuple
     out_dir.mkdir(parents=True, exist_ok=True)
     page, data = out_dir / "index.html", out_dir / "results.json"
     page.write_text(page_html(results, environment), encoding="utf-8")
-    data.write_text(json.dumps(results_json(results, environment), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    data.write_text(
+        json.dumps(results_json(results, environment), indent=2, allow_nan=False, default=str) + "\n", encoding="utf-8"
+    )
     return page, data
