@@ -84,3 +84,9 @@ def passing() -> dict:
 def test_judge_flips_at_each_threshold(key, failing):
     assert c1.judge(passing())
     assert not c1.judge({**passing(), key: failing})
+
+
+def test_proxy_runs_are_deterministic_per_seed():
+    run = lambda seed: c1.proxy_losses(seed, 0.9, 0.99, 0.03, True, lambda: None)  # noqa: E731
+    assert run(5) == run(5)
+    assert run(5) != run(6)
