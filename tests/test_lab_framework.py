@@ -97,7 +97,7 @@ def test_a_claim_with_a_broken_import_is_an_error_not_a_skip(monkeypatch):
 
 def test_plain_and_fmt():
     assert report.plain({"a": [math.inf, -math.inf, math.nan, 1.5]}) == {"a": ["inf", "-inf", "nan", 1.5]}
-    assert report.fmt(0.000123456) == "0.0001235"
+    assert report.fmt(0.000123456) == "0.00012346"
     assert report.fmt([1, 2.0, True]) == "[1, 2, yes]"
     assert report.flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == [("a / b", 1), ("a / c / d", 2), ("e", 3)]
 

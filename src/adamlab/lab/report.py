@@ -50,13 +50,13 @@ def plain(value: Any) -> Any:
 
 
 def fmt(value: Any) -> str:
-    """A value as text for the page: 4 significant digits, lists inline."""
+    """A value as text for the page: 5 significant digits (enough to see fp16 rounding), lists inline."""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return f"{value:.4g}" if math.isfinite(value) else str(value)
+        return f"{value:.5g}" if math.isfinite(value) else str(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(fmt(v) for v in value) + "]"
     if isinstance(value, dict):
@@ -118,7 +118,7 @@ PAGE = Template("""<!DOCTYPE html>
   th, td { border: 1px solid #d0d7de; padding: .25rem .55rem; text-align: left; vertical-align: top; }
   th { background: #f3f5f7; }
   td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-  caption { caption-side: top; text-align: left; color: #57606a; padding-bottom: .25rem; }
+  p.caption { color: #57606a; font-size: .88rem; margin: 1rem 0 0; }
   .verdict { display: inline-block; padding: .05rem .55rem; border-radius: .8rem; font-weight: 600;
              font-size: .85rem; white-space: nowrap; }
   .reproduced { background: #dafbe1; color: #116329; }
@@ -219,8 +219,9 @@ def cell(value: Any) -> str:
 def table_html(table: dict) -> str:
     head = "".join(f"<th>{esc(c)}</th>" for c in table["columns"])
     body = "\n".join("<tr>" + "".join(cell(v) for v in row) + "</tr>" for row in table["rows"])
-    caption = f"<caption>{esc(table.get('caption', ''))}</caption>" if table.get("caption") else ""
-    return f"<table>{caption}<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table>"
+    # the caption sits above the table as a paragraph, so it is not squeezed to a narrow table's width
+    caption = f'<p class="caption">{esc(table["caption"])}</p>' if table.get("caption") else ""
+    return f"{caption}<table><thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table>"
 
 
 def figure_html(path: Path) -> str:

@@ -103,7 +103,8 @@ def summarise(grads, history) -> dict:
 
 # ------------------------------------------------------------------- figures
 
-COLORS = {"Adam": "tab:red", "AMSGrad": "tab:blue", "Adam, bias-corrected": "tab:orange"}
+#: (color, line style) per variant; the bias-corrected run lies on top of Adam's, hence dashed
+STYLES = {"Adam": ("tab:red", "-"), "AMSGrad": ("tab:blue", "-"), "Adam, bias-corrected": ("tab:orange", "--")}
 
 
 def thin(steps: int, points: int = 1500) -> np.ndarray:
@@ -118,12 +119,13 @@ def plot_runs(det, stoch, path, value, ylabel, title, hlines) -> None:
         idx = thin(len(grads))
         for name, x in history.items():
             y = value(grads, x)[idx].numpy()
-            color = COLORS.get(name, "tab:gray")
+            color, ls = STYLES.get(name, ("tab:gray", "-"))
             for col in range(y.shape[1]):
                 ax.plot(
                     idx + 1,
                     y[:, col],
                     color=color,
+                    ls=ls,
                     lw=1.2 if y.shape[1] == 1 else 0.8,
                     label=name if col == 0 else None,
                 )
