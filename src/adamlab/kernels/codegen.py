@@ -18,7 +18,7 @@ from ..rules import RULES, Config
 STORAGE = {
     "float64": ("double", "{x}", "{x}"),
     "float32": ("float", "{x}", "{x}"),
-    "float16": ("_Float16", "(float){x}", "(_Float16)({x})"),
+    "float16": ("uint16_t", "fp16_to_float({x})", "float_to_fp16({x})"),
     "bfloat16": ("uint16_t", "bf16_to_float({x})", "float_to_bf16({x})"),
 }
 
@@ -31,11 +31,37 @@ PRELUDE = r"""
 static inline float bf16_to_float(uint16_t h) {
     uint32_t u = (uint32_t)h << 16; float f; memcpy(&f, &u, 4); return f;
 }
-static inline uint16_t float_to_bf16(float f) {  /* round to nearest even, as torch */
+static inline uint16_t float_to_bf16(float f) {  /* round to nearest even, NaN -> 0xffff, as torch */
     uint32_t u; memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fc0;
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
+    uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    return (uint16_t)(((u & 0x7fffffffu) > 0x7f800000u) ? 0xffffu : rounded);
+}
+/* IEEE half <-> float with integer ops only, so the loop vectorises on any x86-64
+   (after F. Giesen's branch-free conversions); round to nearest even, as torch. */
+static inline float fp16_to_float(uint16_t h) {
+    const uint32_t exp_mask = 0x7c00u << 13;
+    uint32_t o = ((uint32_t)h & 0x7fffu) << 13;
+    const uint32_t exp = o & exp_mask;
+    o += (127u - 15u) << 23;
+    const uint32_t inf_nan = o + ((128u - 16u) << 23);
+    uint32_t sub_bits = o + (1u << 23), magic_bits = 113u << 23;
+    float sub, magic; memcpy(&sub, &sub_bits, 4); memcpy(&magic, &magic_bits, 4);
+    sub -= magic; memcpy(&sub_bits, &sub, 4);
+    o = exp == exp_mask ? inf_nan : (exp == 0 ? sub_bits : o);
+    o |= ((uint32_t)h & 0x8000u) << 16;
+    float f; memcpy(&f, &o, 4); return f;
+}
+static inline uint16_t float_to_fp16(float x) {
+    uint32_t f; memcpy(&f, &x, 4);
+    const uint32_t sign = f & 0x80000000u; f ^= sign;
+    const uint32_t magic_bits = ((127u - 15u) + (23u - 10u) + 1u) << 23;
+    float magic, t; memcpy(&magic, &magic_bits, 4); memcpy(&t, &f, 4);
+    t += magic; uint32_t sub_bits; memcpy(&sub_bits, &t, 4);
+    const uint32_t subnormal = sub_bits - magic_bits;
+    const uint32_t normal = (f + ((uint32_t)(15 - 127) << 23) + 0xfffu + ((f >> 13) & 1u)) >> 13;
+    const uint32_t big = f > (255u << 23) ? 0x7e00u : 0x7c00u;
+    const uint32_t o = f >= ((127u + 16u) << 23) ? big : (f < (113u << 23) ? subnormal : normal);
+    return (uint16_t)(o | (sign >> 16));
 }
 """
 
@@ -43,7 +69,11 @@ KERNEL = r"""
 typedef {ctype} T;
 #define SQRT(x) {sqrt}(x)
 #define FMA(a, b, c) {fma}(a, b, c)
-#define MAXIMUM(a, b) (((a) != (a)) ? (a) : (((b) > (a) || (b) != (b)) ? (b) : (a)))
+#define MAXIMUM(a, b) maximum_nan(a, b)
+static inline T maximum_nan(T a, T b) {{  /* torch.maximum: NaN wins */
+    const T larger = a > b ? a : b;
+    return (a != a) ? a : ((b != b) ? b : larger);
+}}
 
 void adamlab_step(int64_t n_tensors, const int64_t* numels, char** ptrs,
                   const double* sc, int n_threads, int64_t chunk) {{
@@ -97,14 +127,16 @@ class Sym:
         return self.tracer.emit(f"SQRT({self.name})" if self.elementwise else f"sqrt({self.name})", self.elementwise)
 
     def lerp(self, end, weight):
-        """torch's CPU lerp: fma(w, b - a, a) for |w| < 0.5, else fma(w - 1, b - a, b)."""
-        w = _operand(weight, True)
+        """torch's CPU lerp: fma(w, b - a, a) for |w| < 0.5, else fma(w - 1, b - a, b).
+
+        The branch depends on the scalar w only, so it is taken before the loop
+        and the loop body stays branch-free (and vectorises).
+        """
+        small = self.tracer.emit(f"fabs({_operand(weight, False)}) < 0.5", False).name
+        coeff = self.tracer.emit(f"{small} ? {_operand(weight, False)} : {_operand(weight, False)} - 1.0", False)
         diff = self.tracer.emit(f"{_operand(end, True)} - {_operand(self, True)}", True).name
-        return self.tracer.emit(
-            f"(fabs({_operand(weight, False)}) < 0.5) ? FMA({w}, {diff}, {_operand(self, True)})"
-            f" : FMA({w} - (T)1, {diff}, {_operand(end, True)})",
-            True,
-        )
+        base = self.tracer.emit(f"{small} ? {_operand(self, True)} : {_operand(end, True)}", True).name
+        return self.tracer.emit(f"FMA({_operand(coeff, True)}, {diff}, {base})", True)
 
     def add_scaled(self, other, alpha):
         """torch's add(alpha=): fma(other, alpha, self)."""

@@ -50,7 +50,8 @@ def _cpu_tag() -> str:
         return ""
 
 
-def _compile(source: str) -> ctypes.CDLL:
+def load_library(source: str) -> ctypes.CDLL:
+    """Compile C source with OpenMP (or reuse the build cached on disk) and load it."""
     global builds
     compiler = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
     if compiler is None:
@@ -67,8 +68,11 @@ def _compile(source: str) -> ctypes.CDLL:
                 raise RuntimeError(f"kernel compilation failed:\n{run.stderr[-2000:]}")
             os.replace(out, lib)  # atomic: concurrent processes never load a half-written file
         builds += 1
-    cdll = ctypes.CDLL(str(lib))
-    fn = cdll.adamlab_step
+    return ctypes.CDLL(str(lib))
+
+
+def _compile(source: str):
+    fn = load_library(source).adamlab_step
     fn.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int64]
     fn.restype = None
     return fn
