@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Optimizer
+from .base import Optimizer, defaults_from
 
 
 class Adam(Optimizer):
@@ -39,19 +39,7 @@ class Adam(Optimizer):
         decay_scale="lr",
         fused=None,
     ):
-        defaults = dict(
-            lr=lr,
-            betas=tuple(betas) if isinstance(betas, (list, tuple)) else betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            amsgrad=amsgrad,
-            maximize=maximize,
-            decoupled_weight_decay=decoupled_weight_decay,
-            bias_correction=bias_correction,
-            decay_scale=decay_scale,
-            fused=fused,
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, defaults_from(locals()))
 
 
 class AdamW(Adam):
@@ -87,15 +75,4 @@ class RAdam(Optimizer):
         decay_scale="lr",
         fused=None,
     ):
-        defaults = dict(
-            lr=lr,
-            betas=tuple(betas) if isinstance(betas, (list, tuple)) else betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            decoupled_weight_decay=decoupled_weight_decay,
-            maximize=maximize,
-            rect_threshold=rect_threshold,
-            decay_scale=decay_scale,
-            fused=fused,
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, defaults_from(locals()))

@@ -32,6 +32,14 @@ def step_dtype() -> torch.dtype:
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
 
 
+def defaults_from(arguments: dict[str, Any]) -> dict[str, Any]:
+    """A constructor's ``locals()`` as torch-style group defaults (betas kept as a tuple)."""
+    defaults = {k: v for k, v in arguments.items() if k not in ("self", "params", "__class__")}
+    if isinstance(defaults.get("betas"), list):
+        defaults["betas"] = tuple(defaults["betas"])
+    return defaults
+
+
 class Optimizer(torch.optim.Optimizer):
     """Base of every adamlab optimizer; the algorithm lives in rules and plan."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Optimizer
+from .base import Optimizer, defaults_from
 
 
 class SGD(Optimizer):
@@ -29,17 +29,7 @@ class SGD(Optimizer):
         decoupled_weight_decay=False,
         fused=None,
     ):
-        defaults = dict(
-            lr=lr,
-            momentum=momentum,
-            dampening=dampening,
-            weight_decay=weight_decay,
-            nesterov=nesterov,
-            maximize=maximize,
-            decoupled_weight_decay=decoupled_weight_decay,
-            fused=fused,
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, defaults_from(locals()))
 
 
 class RMSprop(Optimizer):
@@ -60,14 +50,4 @@ class RMSprop(Optimizer):
         maximize=False,
         fused=None,
     ):
-        defaults = dict(
-            lr=lr,
-            alpha=alpha,
-            eps=eps,
-            weight_decay=weight_decay,
-            momentum=momentum,
-            centered=centered,
-            maximize=maximize,
-            fused=fused,
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, defaults_from(locals()))
