@@ -1,0 +1,196 @@
+"""The one table of optimizer configurations that drives the test suite.
+
+Each :class:`Case` is an adamlab optimizer class plus hyperparameters. Where
+torch.optim has the exact same algorithm (``torch_name`` is set), the tests
+compare against it; every case is also compared against the independent
+NumPy transcription in ``tests/reference.py``. Like torch's OptimizerInfo and
+optax's test table, tests iterate over this table instead of repeating
+themselves per optimizer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+import adamlab
+
+# fused=False is the readable reference kernel; None is the default (fast path where it applies).
+BACKENDS = {"reference": False, "default": None}
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    optimizer: str  # adamlab class name
+    kwargs: dict  # hyperparameters other than lr
+    torch_name: str | None  # torch.optim class with the same algorithm and arguments
+    # lr of the trajectory comparisons: moderate, so that a float32 rounding
+    # difference is not amplified chaotically (sign-like steps near a minimum)
+    lr: float
+    converge_lr: float  # a sensible lr for the convergence problems
+    converge_steps: int
+
+    @property
+    def sign(self) -> float:
+        """-1 for maximize=True: tests hand these the negated loss, so every run descends."""
+        return -1.0 if self.kwargs.get("maximize", False) else 1.0
+
+    @property
+    def algorithm(self) -> str:
+        return getattr(adamlab, self.optimizer).algorithm
+
+    def make(self, params, **overrides) -> adamlab.Optimizer:
+        kw = {"lr": self.lr, **self.kwargs, **overrides}
+        return getattr(adamlab, self.optimizer)(params, **kw)
+
+    def make_torch(self, params, **overrides) -> torch.optim.Optimizer:
+        assert self.torch_name, f"torch.optim has no counterpart for {self.name}"
+        kw = {"lr": self.lr, **self.kwargs, **overrides}
+        kw.pop("fused", None)
+        return getattr(torch.optim, self.torch_name)(params, **kw)
+
+    def hyper(self, **overrides) -> dict:
+        """The full hyperparameters (adamlab defaults filled in), for the NumPy reference."""
+        group = dict(self.make([torch.zeros(1)], **overrides).param_groups[0])
+        group.pop("params")
+        return group
+
+    def weight_decay_modes(self) -> list[str]:
+        """Decay modes this optimizer class can be asked for: 'l2', 'decoupled'."""
+        if self.optimizer == "AdamW":
+            return ["decoupled"]
+        if self.optimizer == "RMSprop":
+            return ["l2"]
+        return ["l2", "decoupled"]
+
+    def decay_kwargs(self, mode: str, weight_decay: float) -> dict:
+        kw = {"weight_decay": weight_decay}
+        if self.optimizer != "RMSprop":
+            kw["decoupled_weight_decay"] = mode == "decoupled"
+        return kw
+
+
+# Per class: trajectory lr, convergence lr, convergence steps. Plain gradient
+# descent needs many steps on Rosenbrock (condition number ~2500 at the minimum).
+TUNING = {
+    "Adam": (3e-3, 5e-2, 1500),
+    "AdamW": (3e-3, 5e-2, 1500),
+    "RAdam": (3e-3, 3e-2, 1500),
+    "SGD": (1e-2, 2e-3, 1500),
+    "RMSprop": (1e-3, 3e-3, 1500),
+}
+
+
+def _case(name, optimizer, torch_name=None, tuning=(), **kwargs):
+    lr, converge_lr, steps = tuning or TUNING[optimizer]
+    return Case(name, optimizer, kwargs, torch_name, lr, converge_lr, steps)
+
+
+def _torch(name, optimizer, tuning=(), **kwargs):
+    return _case(name, optimizer, optimizer, tuning, **kwargs)
+
+
+PLAIN_SGD = (1e-2, 1.9e-3, 10000)
+PLAIN_RMSPROP = (1e-3, 3e-3, 5000)
+
+# Configurations torch.optim also has: compared step for step against it.
+TORCH_CASES = [
+    _torch("adam", "Adam"),
+    _torch("adam_amsgrad", "Adam", amsgrad=True),
+    _torch("adam_maximize", "Adam", maximize=True),
+    _torch("adam_l2", "Adam", weight_decay=0.1),
+    _torch("adam_l2_amsgrad_maximize", "Adam", weight_decay=0.1, amsgrad=True, maximize=True),
+    _torch("adam_decoupled", "Adam", weight_decay=0.1, decoupled_weight_decay=True),
+    _torch("adam_betas", "Adam", (3e-3, 1e-2, 1500), betas=(0.8, 0.99), eps=1e-6),
+    _torch("adamw", "AdamW"),
+    _torch("adamw_wd", "AdamW", weight_decay=0.5),
+    _torch("adamw_amsgrad", "AdamW", weight_decay=0.1, amsgrad=True),
+    _torch("adamw_maximize", "AdamW", weight_decay=0.1, maximize=True),
+    _torch("radam", "RAdam"),
+    _torch("radam_l2", "RAdam", weight_decay=0.1),
+    _torch("radam_decoupled", "RAdam", weight_decay=0.1, decoupled_weight_decay=True),
+    _torch("radam_maximize", "RAdam", maximize=True, betas=(0.8, 0.99)),
+    _torch("sgd", "SGD", PLAIN_SGD),
+    _torch("sgd_momentum", "SGD", momentum=0.9),
+    _torch("sgd_dampening", "SGD", momentum=0.9, dampening=0.5),
+    _torch("sgd_nesterov", "SGD", (1e-2, 1.2e-3, 1500), momentum=0.9, nesterov=True),
+    _torch("sgd_l2", "SGD", PLAIN_SGD, weight_decay=0.1),
+    _torch("sgd_momentum_l2_maximize", "SGD", momentum=0.8, weight_decay=0.1, maximize=True),
+    _torch("rmsprop", "RMSprop", PLAIN_RMSPROP),
+    _torch("rmsprop_centered", "RMSprop", PLAIN_RMSPROP, centered=True),
+    _torch("rmsprop_momentum", "RMSprop", momentum=0.9, alpha=0.95),
+    _torch("rmsprop_centered_momentum", "RMSprop", centered=True, momentum=0.9),
+    _torch("rmsprop_l2_maximize", "RMSprop", PLAIN_RMSPROP, weight_decay=0.1, maximize=True),
+]
+
+# Configurations torch.optim lacks: compared against tests/reference.py only.
+EXTRA_CASES = [
+    _case("adam_no_bias_correction", "Adam", bias_correction=False),
+    _case("adam_no_bias_correction_amsgrad", "Adam", bias_correction=False, amsgrad=True),
+    _case("adamw_schedule_decay", "AdamW", weight_decay=0.05, decay_scale="schedule"),
+    _case(
+        "adamw_schedule_decay_no_bc_amsgrad",
+        "AdamW",
+        weight_decay=0.05,
+        decay_scale="schedule",
+        bias_correction=False,
+        amsgrad=True,
+    ),
+    _case("radam_threshold4", "RAdam", rect_threshold=4.0),
+    _case("radam_schedule_decay", "RAdam", weight_decay=0.05, decoupled_weight_decay=True, decay_scale="schedule"),
+    _case("sgd_decoupled", "SGD", tuning=PLAIN_SGD, weight_decay=0.1, decoupled_weight_decay=True),
+    _case("sgd_momentum_decoupled", "SGD", momentum=0.9, weight_decay=0.1, decoupled_weight_decay=True),
+]
+
+ALL_CASES = TORCH_CASES + EXTRA_CASES
+
+
+def params(cases):
+    """pytest parameters named after the cases."""
+    return [pytest.param(c, id=c.name) for c in cases]
+
+
+def by_name(name: str) -> Case:
+    return next(c for c in ALL_CASES if c.name == name)
+
+
+# ------------------------------------------------------------------ shared helpers
+
+
+def lr_multiplier(t: int) -> float:
+    """A schedule that changes every step, so per-step scalars are recomputed (t >= 1)."""
+    return 1.0 + 0.5 * math.sin(0.7 * t)
+
+
+def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    for group in opt.param_groups:
+        group["lr"] = lr
+
+
+def rel_diff(actual, expected) -> float:
+    """max |actual - expected| / max |expected| over a list of tensors."""
+    num = max(float((a.double() - e.double()).abs().max()) for a, e in zip(actual, expected))
+    den = max(float(e.double().abs().max()) for e in expected)
+    return num / max(den, 1e-300)
+
+
+def small_model(dtype=torch.float64, seed=0) -> torch.nn.Module:
+    """Linear-Tanh-Linear: small, but with matrix, bias and curvature."""
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).to(dtype)
+
+
+def fixed_batch(dtype=torch.float64, seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(32, 5, generator=gen)
+    y = torch.randn(32, 3, generator=gen)
+    return x.to(dtype), y.to(dtype)  # the same numbers in every dtype
+
+
+def loss_fn(model, batch, sign=1.0):
+    x, y = batch
+    return sign * torch.nn.functional.mse_loss(model(x), y)

@@ -1,0 +1,17 @@
+"""Shared test setup; the case table lives in cases.py.
+
+The tests step tiny tensors, where intra-op threads only add synchronisation:
+on a busy 2-core machine they made each test ~30x slower. One thread keeps
+the suite fast; a test that measures threading can raise it locally.
+"""
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    yield
