@@ -10,6 +10,7 @@ themselves per optimizer.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -173,8 +174,9 @@ def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
 
 def rel_diff(actual, expected) -> float:
     """max |actual - expected| / max |expected| over a list of tensors."""
-    num = max(float((a.double() - e.double()).abs().max()) for a, e in zip(actual, expected))
-    den = max(float(e.double().abs().max()) for e in expected)
+    actual, expected = [a.detach().double() for a in actual], [e.detach().double() for e in expected]
+    num = max(float((a - e).abs().max()) for a, e in zip(actual, expected))
+    den = max(float(e.abs().max()) for e in expected)
     return num / max(den, 1e-300)
 
 
@@ -194,3 +196,24 @@ def fixed_batch(dtype=torch.float64, seed=1):
 def loss_fn(model, batch, sign=1.0):
     x, y = batch
     return sign * torch.nn.functional.mse_loss(model(x), y)
+
+
+def snapshot(opt: torch.optim.Optimizer):
+    """A deep copy of an optimizer's hyperparameters and state, keyed by param position."""
+    groups = [copy.deepcopy({k: v for k, v in g.items() if k != "params"}) for g in opt.param_groups]
+    position = {id(p): i for i, p in enumerate(p for g in opt.param_groups for p in g["params"])}
+    state = {
+        position[id(p)]: {k: v.clone() if torch.is_tensor(v) else copy.deepcopy(v) for k, v in s.items()}
+        for p, s in opt.state.items()
+    }
+    return groups, state
+
+
+def assert_same_snapshot(after, before) -> None:
+    assert after[0] == before[0], "hyperparameters changed"
+    assert after[1].keys() == before[1].keys(), "params gained or lost state"
+    for i, st in before[1].items():
+        assert after[1][i].keys() == st.keys(), f"param {i}: state keys changed"
+        for k, v in st.items():
+            new = after[1][i][k]
+            assert torch.equal(new, v) and new.dtype == v.dtype if torch.is_tensor(v) else new == v, (i, k)
