@@ -12,7 +12,8 @@ from scipy import integrate, stats
 from adamlab.lab.claims import c3_warmup as c3
 from adamlab.lab.core import Context
 from adamlab.lab.data_text import CharData, load_corpus
-from adamlab.lab.models_transformer import TinyGPT
+from adamlab.lab.models_transformer import LMRun, TinyGPT, train_lm
+from adamlab.lab.models_workers import Workers
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -126,6 +127,21 @@ def test_quick_run(tmp_path):
     assert set(outcome.metrics["val_loss"]) == set(c3.VARIANTS)
     # quick is too short to test the claim; it must still judge without error
     assert c3.CLAIM.judge(outcome.metrics) in (True, False)
+
+
+def test_worker_pool_matches_in_process_runs():
+    """The full run trains in spawned worker processes; they must report back, in order, the same numbers."""
+    runs = [LMRun(v, seed=0, steps=3, warmup=w, val_windows=8) for v, w in (("linear", 2), ("radam", 0))]
+    ticks = []
+    with Workers(2) as pool:
+        pooled = pool.map(train_lm, runs, lambda: ticks.append(1))
+    with Workers(1) as here:
+        local = here.map(train_lm, runs)
+    assert len(ticks) == 2
+    for a, b in zip(pooled, local):
+        assert a["run"] == b["run"]
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-6)
+        assert a["final_val_loss"] == pytest.approx(b["final_val_loss"], rel=1e-6)
 
 
 # ---------------------------------------------------------------- the verdict

@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from scipy import stats
 
 from adamlab.lab.claims import c5_generalisation as c5
 from adamlab.lab.core import Context
@@ -108,6 +109,23 @@ def test_digits_splits_are_stratified_and_disjoint():
     # a few digits images are exact duplicates of each other, so allow a handful of coincidences
     assert len(rows["train"] & rows["test"]) < 5
     assert 0 <= splits["train"].x.min() and splits["train"].x.max() <= 1
+
+
+@pytest.mark.parametrize(
+    "sgd, adam",
+    [
+        ([0.980, 0.982, 0.978, 0.984, 0.980, 0.982], [0.986, 0.988, 0.984, 0.990, 0.986, 0.986]),  # consistent
+        ([0.980, 0.990, 0.970, 0.984, 0.976, 0.982], [0.982, 0.984, 0.980, 0.978, 0.986, 0.980]),  # noise
+        ([0.980, 0.982, 0.980, 0.982, 0.980, 0.982], [0.9804, 0.9826, 0.9805, 0.9823, 0.9805, 0.9824]),  # < 1 image
+    ],
+)
+def test_paired_gap_agrees_with_a_paired_t_test(sgd, adam):
+    gap = c5.paired_gap(sgd, adam, test_size=500)
+    result = stats.ttest_rel(sgd, adam)
+    assert gap["gap_sgd_minus_adam"] == pytest.approx(sum(sgd) / 6 - sum(adam) / 6)
+    assert gap["gap_significant"] == (result.pvalue < 0.05 and abs(gap["gap_sgd_minus_adam"]) > 1 / 500)
+    low, high = gap["gap_ci95"]
+    assert (low > 0 or high < 0) == (result.pvalue < 0.05)
 
 
 # ---------------------------------------------------------------- the verdict

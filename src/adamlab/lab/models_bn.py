@@ -3,13 +3,17 @@
 Linear(20, 64, bias=False) -> BatchNorm1d(64, affine=False) -> ReLU -> Linear(64, 4):
 BatchNorm removes each hidden unit's scale, so rescaling a row of the first
 layer's weight leaves the output unchanged and only the row's direction
-matters. Claim C2 measures how fast those directions turn.
+matters. Claim C2 measures how fast those directions turn (``angular_updates``).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
+
+import adamlab
 
 INPUTS, HIDDEN, CLASSES, BATCH, LABEL_NOISE = 20, 64, 4, 64, 0.5
 
@@ -67,3 +71,41 @@ def angle_between_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     u = a.double() / a.double().norm(dim=-1, keepdim=True)
     v = b.double() / b.double().norm(dim=-1, keepdim=True)
     return (2 * torch.asin((u - v).norm(dim=-1).clamp(max=2.0) / 2)).mean(dim=-1)
+
+
+def angular_updates(lrs, lam: float, l2: float, steps: int, seed: int) -> dict[str, np.ndarray]:
+    """Per step, the mean angle (rad) between consecutive rows of the scale-invariant first layer.
+
+    One copy of the network per (optimizer, lr), all from the same init and on
+    the same batches; decay applies to the first layer only: AdamW with the
+    paper's fixed ``lam``, or Adam with L2 coefficient ``l2``. Returns
+    {"adamw": angles, "adam_l2": angles}, each of shape (len(lrs), steps).
+    """
+    torch.manual_seed(seed)
+    net = Replicas(BNNet(), 2 * len(lrs))
+    firsts = list(net.first)
+    rests = [[net.head_weight[i], net.head_bias[i]] for i in range(len(firsts))]
+    n = len(lrs)
+    # AdamW with the paper's fixed lambda: decay 1 - (lr/initial_lr)*lambda, which is 1 - lambda at constant lr
+    adamw = adamlab.AdamW(
+        [{"params": [firsts[i]], "lr": lr, "weight_decay": lam} for i, lr in enumerate(lrs)]
+        + [{"params": rests[i], "lr": lr, "weight_decay": 0.0} for i, lr in enumerate(lrs)],
+        decay_scale="schedule",
+    )
+    adam_l2 = adamlab.Adam(
+        [{"params": [firsts[n + i]], "lr": lr, "weight_decay": l2} for i, lr in enumerate(lrs)]
+        + [{"params": rests[n + i], "lr": lr} for i, lr in enumerate(lrs)]
+    )
+    angles = []
+    for x, y in teacher_batches(steps, seed):
+        before = torch.stack(firsts).detach().clone()
+        logits = net(x)  # (copies, batch, classes); each copy's loss is its own batch mean
+        loss = F.cross_entropy(logits.flatten(0, 1), y.repeat(len(firsts)), reduction="sum") / len(y)
+        adamw.zero_grad()
+        adam_l2.zero_grad()
+        loss.backward()
+        adamw.step()
+        adam_l2.step()
+        angles.append(angle_between_rows(before, torch.stack(firsts).detach()))
+    angles = torch.stack(angles).numpy()  # (steps, copies)
+    return {"adamw": angles[:, :n].T, "adam_l2": angles[:, n:].T}

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import lru_cache
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .data_digits import Split
+import adamlab
+
+from .data_digits import Split, digits_splits
 
 
 class SmallCNN(nn.Module):
@@ -31,19 +36,42 @@ def accuracy(model: nn.Module, split: Split) -> float:
     return acc
 
 
-def train_cnn(make_opt, splits: dict[str, Split], epochs: int, seed: int, batch: int = 64) -> dict:
-    """Train from the seed's init with the seed's shuffling; ``make_opt(params)`` builds the optimizer.
+@dataclass(frozen=True)
+class CNNRun:
+    optimizer: str  # "sgd" (momentum 0.9) or "adam"
+    lr: float
+    seed: int
+    epochs: int = 30
+    batch: int = 64
 
-    Every optimizer sees the same init and batch order for a given seed.
+
+def make_optimizer(run: CNNRun, params):
+    if run.optimizer == "sgd":
+        return adamlab.SGD(params, lr=run.lr, momentum=0.9)
+    if run.optimizer == "adam":
+        return adamlab.Adam(params, lr=run.lr)
+    raise ValueError(f"unknown optimizer {run.optimizer!r}")
+
+
+def train_cnn(run: CNNRun) -> dict:
+    """Accuracy on train, val and test after training from the seed's init with the seed's shuffling.
+
+    For a given seed every optimizer sees the same init and batch order.
     """
-    torch.manual_seed(seed)
+    splits = _splits()
+    torch.manual_seed(run.seed)
     model = SmallCNN()
-    opt = make_opt(model.parameters())
-    gen = torch.Generator().manual_seed(seed)
+    opt = make_optimizer(run, model.parameters())
+    gen = torch.Generator().manual_seed(run.seed)
     train = splits["train"]
-    for _ in range(epochs):
-        for idx in torch.randperm(len(train.y), generator=gen).split(batch):
+    for _ in range(run.epochs):
+        for idx in torch.randperm(len(train.y), generator=gen).split(run.batch):
             opt.zero_grad()
             F.cross_entropy(model(train.x[idx]), train.y[idx]).backward()
             opt.step()
     return {name: accuracy(model, split) for name, split in splits.items()}
+
+
+@lru_cache(maxsize=1)
+def _splits() -> dict[str, Split]:
+    return digits_splits()

@@ -16,12 +16,11 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 from scipy.optimize import minimize_scalar
-from torch.nn import functional as F
 
 import adamlab
 
 from ..core import Claim, Context, Outcome
-from ..models_bn import BNNet, Replicas, angle_between_rows, teacher_batches
+from ..models_bn import angular_updates
 
 # the toy least-squares problem of the equivalence checks
 LSQ_STEPS, SGD_LR, ADAM_LR, WD = 200, 0.05, 1e-2, 0.1
@@ -144,44 +143,8 @@ def proxy_a(coords: int, seed: int) -> dict:
 # ---------------------------------------------------------------- proxy B
 
 
-def angular_updates(steps: int, lam: float, seed: int) -> dict[str, np.ndarray]:
-    """Per step, the mean angle (rad) between consecutive rows of the scale-invariant first layer.
-
-    One copy of the network per (optimizer, lr), all from the same init and on
-    the same batches; decay applies to the first layer only.
-    """
-    torch.manual_seed(seed)
-    net = Replicas(BNNet(), 2 * len(B_LRS))
-    firsts = list(net.first)
-    rests = [[net.head_weight[i], net.head_bias[i]] for i in range(len(firsts))]
-    n = len(B_LRS)
-    # AdamW with the paper's fixed lambda: decay 1 - (lr/initial_lr)*lambda, which is 1 - lambda at constant lr
-    adamw = adamlab.AdamW(
-        [{"params": [firsts[i]], "lr": lr, "weight_decay": lam} for i, lr in enumerate(B_LRS)]
-        + [{"params": rests[i], "lr": lr, "weight_decay": 0.0} for i, lr in enumerate(B_LRS)],
-        decay_scale="schedule",
-    )
-    adam_l2 = adamlab.Adam(
-        [{"params": [firsts[n + i]], "lr": lr, "weight_decay": B_L2} for i, lr in enumerate(B_LRS)]
-        + [{"params": rests[n + i], "lr": lr} for i, lr in enumerate(B_LRS)]
-    )
-    angles = []
-    for x, y in teacher_batches(steps, seed):
-        before = torch.stack(firsts).detach().clone()
-        logits = net(x)  # (copies, batch, classes); each copy's loss is its own batch mean
-        loss = F.cross_entropy(logits.flatten(0, 1), y.repeat(len(firsts)), reduction="sum") / len(y)
-        adamw.zero_grad()
-        adam_l2.zero_grad()
-        loss.backward()
-        adamw.step()
-        adam_l2.step()
-        angles.append(angle_between_rows(before, torch.stack(firsts).detach()))
-    angles = torch.stack(angles).numpy()  # (steps, copies)
-    return {"adamw": angles[:, :n].T, "adam_l2": angles[:, n:].T}
-
-
 def proxy_b(steps: int, window: int, lam: float, seed: int) -> tuple[dict, dict]:
-    curves = angular_updates(steps, lam, seed)
+    curves = angular_updates(B_LRS, lam, B_L2, steps, seed)
     metrics = {"b_lrs": list(B_LRS), "b_steps": steps, "b_window": window, "b_lambda": lam}
     for name, per_lr in curves.items():
         eq = per_lr[:, -window:].mean(axis=1).tolist()
@@ -241,7 +204,9 @@ def equilibrium_figure(ctx: Context, m: dict, curves: dict):
     a.set(xlabel="step", ylabel="angle between consecutive rows (rad)",
           title=f"Angular update of the BatchNorm'd first layer ({window}-step mean)")
     b.set(xlabel="learning rate", ylabel="equilibrium angular update (rad)",
-          title=f"Equilibrium (AdamW lambda = {m['b_lambda']:g}): AdamW's depends on lambda only")
+          title=f"Equilibrium angle vs lr (AdamW lambda = {m['b_lambda']:g})")
+    b.set_xticks(B_LRS, [f"{lr:g}" for lr in B_LRS])
+    b.minorticks_off()
     for ax in (a, b):
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)

@@ -18,9 +18,10 @@ from scipy import stats
 import adamlab
 
 from ..core import Claim, Context, Outcome
-from ..data_digits import digits_splits
+from ..data_digits import TEST_SIZE
 from ..data_wilson import constructed_problem, fresh_labels, predict_fresh
-from ..models_cnn import train_cnn
+from ..models_cnn import CNNRun, train_cnn
+from ..models_workers import Workers
 
 N_TRAIN, P_POS, N_FRESH = 100, 0.6, 100_000
 STEPS_FULL, STEPS_QUICK = 3000, 1000
@@ -99,51 +100,55 @@ def constructed_example(steps: int, seed: int) -> tuple[dict, dict]:
 # ---------------------------------------------------------------- the CNN on digits
 
 
-def make_cnn_opt(kind: str, lr: float):
-    if kind == "sgd":
-        return lambda params: adamlab.SGD(params, lr=lr, momentum=0.9)
-    return lambda params: adamlab.Adam(params, lr=lr)
-
-
 def cnn_study(quick: bool, seed: int, progress) -> dict:
     lrs = CNN_LRS_QUICK if quick else CNN_LRS
-    epochs, sweep_seeds, extra_seeds = (10, [seed], []) if quick else (30, [seed + i for i in range(3)],
-                                                                       [seed + 3 + i for i in range(3)])
-    splits = digits_splits()
-    total = sum(len(v) for v in lrs.values()) * len(sweep_seeds) + 2 * len(extra_seeds)
+    epochs = 10 if quick else 30
+    sweep_seeds = [seed] if quick else [seed + i for i in range(3)]
+    extra_seeds = [] if quick else [seed + 3 + i for i in range(3)]
+    sweep_runs = [CNNRun(kind, lr, s, epochs) for kind, values in lrs.items() for lr in values for s in sweep_seeds]
+    total = len(sweep_runs) + 2 * len(extra_seeds)
     advance = progress(f"C5 CNN on digits, {total} runs", total)
-    sweep = {}
-    for kind, values in lrs.items():
-        for lr in values:
-            sweep[(kind, lr)] = []
-            for s in sweep_seeds:
-                sweep[(kind, lr)].append(train_cnn(make_cnn_opt(kind, lr), splits, epochs, s))
-                advance()
-    out = {"epochs": epochs, "sweep": {}, "chosen_lr": {}, "test_accuracy": {}, "train_accuracy": {}}
-    for kind, values in lrs.items():
-        out["sweep"][kind] = {str(lr): [r["val"] for r in sweep[(kind, lr)]] for lr in values}
-        best = max(values, key=lambda lr: np.mean([r["val"] for r in sweep[(kind, lr)]]))
-        runs = list(sweep[(kind, best)])
-        for s in extra_seeds:
-            runs.append(train_cnn(make_cnn_opt(kind, best), splits, epochs, s))
-            advance()
-        out["chosen_lr"][kind] = best
-        out["test_accuracy"][kind] = [r["test"] for r in runs]
-        out["train_accuracy"][kind] = [r["train"] for r in runs]
-    out["seeds"] = sweep_seeds + extra_seeds
-    diffs = np.array(out["test_accuracy"]["sgd"]) - np.array(out["test_accuracy"]["adam"])
-    out["gap_sgd_minus_adam"] = float(diffs.mean())
-    spread = float(diffs.std(ddof=1)) if len(diffs) > 1 else 0.0
-    half = float(stats.t.ppf(0.975, len(diffs) - 1)) * spread / np.sqrt(len(diffs)) if len(diffs) > 1 else None
-    out["gap_std"] = spread
-    out["gap_ci95"] = None if half is None else [out["gap_sgd_minus_adam"] - half, out["gap_sgd_minus_adam"] + half]
-    # a gap counts only if its 95% interval excludes 0 and it exceeds one test image
-    one_image = 1 / len(splits["test"].y)
-    out["gap_significant"] = bool(
-        half is not None and abs(out["gap_sgd_minus_adam"]) > max(half, one_image)
-    )
-    out["test_size"] = len(splits["test"].y)
+    with Workers(1 if quick else 2) as workers:
+        sweep = dict(zip(sweep_runs, workers.map(train_cnn, sweep_runs, advance)))
+        val = lambda kind, lr: [sweep[CNNRun(kind, lr, s, epochs)]["val"] for s in sweep_seeds]  # noqa: E731
+        chosen = {kind: max(values, key=lambda lr: np.mean(val(kind, lr))) for kind, values in lrs.items()}
+        extra_runs = [CNNRun(kind, chosen[kind], s, epochs) for kind in lrs for s in extra_seeds]
+        extra = dict(zip(extra_runs, workers.map(train_cnn, extra_runs, advance)))
+    results = {**sweep, **extra}
+    seeds = sweep_seeds + extra_seeds
+    final = {kind: [results[CNNRun(kind, chosen[kind], s, epochs)] for s in seeds] for kind in lrs}
+    out = {
+        "epochs": epochs,
+        "sweep": {kind: {str(lr): val(kind, lr) for lr in values} for kind, values in lrs.items()},
+        "chosen_lr": chosen,
+        "seeds": seeds,
+        "test_accuracy": {kind: [r["test"] for r in runs] for kind, runs in final.items()},
+        "train_accuracy": {kind: [r["train"] for r in runs] for kind, runs in final.items()},
+    }
+    out.update(paired_gap(out["test_accuracy"]["sgd"], out["test_accuracy"]["adam"], TEST_SIZE))
     return out
+
+
+def paired_gap(sgd: list[float], adam: list[float], test_size: int) -> dict:
+    """Mean and spread of the per-seed differences SGD - Adam, and whether the gap is significant.
+
+    Significant: the 95% t-interval of the paired differences excludes 0 and
+    the gap exceeds one test image.
+    """
+    diffs = np.array(sgd) - np.array(adam)
+    gap = float(diffs.mean())
+    if len(diffs) < 2:
+        return {"gap_sgd_minus_adam": gap, "gap_std": 0.0, "gap_ci95": None, "gap_significant": False,
+                "test_size": test_size}
+    spread = float(diffs.std(ddof=1))
+    half = float(stats.t.ppf(0.975, len(diffs) - 1)) * spread / np.sqrt(len(diffs))
+    return {
+        "gap_sgd_minus_adam": gap,
+        "gap_std": spread,
+        "gap_ci95": [gap - half, gap + half],
+        "gap_significant": bool(abs(gap) > max(half, 1 / test_size)),
+        "test_size": test_size,
+    }
 
 
 # ---------------------------------------------------------------- the claim
