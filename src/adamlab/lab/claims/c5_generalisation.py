@@ -170,7 +170,10 @@ def constructed_figure(ctx: Context, m: dict, curves: dict):
     a, b = fig.subplots(1, 2)
     names = list(LABELS)
     colors = ["tab:blue" if n not in ADAPTIVE else "tab:red" for n in names]
-    a.bar(range(len(names)), [m["constructed"][n]["test_error"] for n in names], color=colors)
+    errors = [m["constructed"][n]["test_error"] for n in names]
+    a.bar(range(len(names)), errors, color=colors)
+    for i, e in enumerate(errors):
+        a.text(i, e + 0.01, f"{e:.3f}", ha="center", fontsize=8)
     a.axhline(1 - P_POS, ls="--", color="black", label=f"1 - p = {1 - P_POS:.1f} (always predicting +1)")
     a.set_xticks(range(len(names)), [LABELS[n] for n in names], rotation=20, ha="right", fontsize=8)
     a.set(ylabel=f"test error on {N_FRESH:,} fresh points", ylim=(0, 0.6),
@@ -191,20 +194,28 @@ def constructed_figure(ctx: Context, m: dict, curves: dict):
 def cnn_figure(ctx: Context, cnn: dict):
     fig = Figure(figsize=(12, 4.2), layout="constrained")
     a, b = fig.subplots(1, 2)
+    means = [100 * np.mean(v) for kind in cnn["sweep"] for v in cnn["sweep"][kind].values()]
+    floor = max(0.0, min([x for x in means if x > 50] or [0.0]) - 3)  # a diverged run would flatten the rest
     for i, (kind, color) in enumerate((("sgd", "tab:blue"), ("adam", "tab:red"))):
         lrs = [float(x) for x in cnn["sweep"][kind]]
         vals = [np.array(v) * 100 for v in cnn["sweep"][kind].values()]
-        a.errorbar(lrs, [v.mean() for v in vals], yerr=[v.std() for v in vals], marker="o", capsize=3,
+        shown = [max(v.mean(), floor) for v in vals]
+        a.errorbar(lrs, shown, yerr=[v.std() for v in vals], marker="o", capsize=3,
                    color=color, label=f"{CNN_NAMES[kind]} (chosen lr {cnn['chosen_lr'][kind]:g})")
+        for lr, v in zip(lrs, vals):
+            if v.mean() < floor:
+                a.annotate(f"{v.mean():.0f}% (chance level)", (lr, floor), textcoords="offset points", xytext=(-30, 8),
+                           fontsize=8, color=color)
         test = np.array(cnn["test_accuracy"][kind]) * 100
         b.scatter(np.full(len(test), i) + np.linspace(-0.1, 0.1, len(test)), test, color=color)
         b.errorbar([i + 0.25], [test.mean()], yerr=[test.std(ddof=1) if len(test) > 1 else 0], fmt="s",
-                   color=color, capsize=4)
-    a.set(xscale="log", xlabel="learning rate", ylabel="validation accuracy (%)",
+                   color=color, capsize=4, label="mean +- sd" if i == 0 else None)
+    a.set(xscale="log", xlabel="learning rate", ylabel="validation accuracy (%)", ylim=(floor - 0.5, 100.5),
           title=f"Digits CNN: lr sweep on validation ({cnn['epochs']} epochs)")
     b.set_xticks([0, 1], [f"{CNN_NAMES['sgd']}", "Adam"])
     b.set(ylabel="test accuracy (%)", xlim=(-0.5, 1.5),
-          title=f"Test accuracy at the chosen lr, one dot per seed (1 image = {100 / cnn['test_size']:.1f} pt)")
+          title=f"Test accuracy at the chosen lr (dot = seed, 1 image = {100 / cnn['test_size']:.1f} pt)")
+    b.legend(fontsize=8)
     for ax in (a, b):
         ax.grid(alpha=0.3)
     a.legend(fontsize=8)
