@@ -39,7 +39,7 @@ class Replicas(nn.Module):
 
     def __init__(self, base: BNNet, copies: int):
         super().__init__()
-        clone = lambda t: nn.Parameter(t.detach().clone())  # noqa: E731
+        clone = lambda t: nn.Parameter(t.detach().clone())
         self.first = nn.ParameterList(clone(base.first.weight) for _ in range(copies))
         self.head_weight = nn.ParameterList(clone(base.head.weight) for _ in range(copies))
         self.head_bias = nn.ParameterList(clone(base.head.bias) for _ in range(copies))

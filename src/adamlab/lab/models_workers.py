@@ -31,7 +31,7 @@ class Workers:
         self.count = count
         self.pool: ProcessPoolExecutor | None = None
 
-    def __enter__(self) -> "Workers":
+    def __enter__(self) -> Workers:
         if self.count >= 2:
             spawn = multiprocessing.get_context("spawn")
             self.pool = ProcessPoolExecutor(self.count, mp_context=spawn, initializer=_single_thread)

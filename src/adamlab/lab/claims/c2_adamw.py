@@ -70,22 +70,21 @@ def final_weights(problem, make_opt, steps: int = LSQ_STEPS) -> torch.Tensor:
 
 def equivalences(seed: int) -> dict:
     problem = least_squares(seed)
-    diff = lambda a, b: (a - b).abs().max().item()  # noqa: E731
-    sgd = {
-        mu: [final_weights(problem, lambda p: adamlab.SGD(p, lr=SGD_LR, momentum=mu, weight_decay=WD,
-                                                            decoupled_weight_decay=dec)) for dec in (False, True)]
-        for mu in (0.0, 0.9)
-    }
+    diff = lambda a, b: (a - b).abs().max().item()
+    def sgd(momentum: float, decoupled: bool) -> torch.Tensor:
+        return final_weights(problem, lambda p: adamlab.SGD(
+            p, lr=SGD_LR, momentum=momentum, weight_decay=WD, decoupled_weight_decay=decoupled))
+
     adamw = final_weights(problem, lambda p: adamlab.AdamW(p, lr=ADAM_LR, weight_decay=WD))
     paper_form = final_weights(
         problem, lambda p: adamlab.AdamW(p, lr=ADAM_LR, weight_decay=ADAM_LR * WD, decay_scale="schedule")
     )
     torch_adamw = final_weights(problem, lambda p: torch.optim.AdamW(p, lr=ADAM_LR, weight_decay=WD))
-    l2_gap = lambda c: diff(adamw, final_weights(problem, lambda p: adamlab.Adam(p, lr=ADAM_LR, weight_decay=c)))  # noqa: E731
+    l2_gap = lambda c: diff(adamw, final_weights(problem, lambda p: adamlab.Adam(p, lr=ADAM_LR, weight_decay=c)))
     best_c, best_gap = best_l2_coefficient(l2_gap)
     return {
-        "sgd_l2_vs_decoupled_max_diff": diff(*sgd[0.0]),
-        "sgd_momentum_l2_vs_decoupled_max_diff": diff(*sgd[0.9]),
+        "sgd_l2_vs_decoupled_max_diff": diff(sgd(0.0, False), sgd(0.0, True)),
+        "sgd_momentum_l2_vs_decoupled_max_diff": diff(sgd(0.9, False), sgd(0.9, True)),
         "adam_l2_best_coefficient": best_c,
         "adam_l2_best_max_diff": best_gap,
         "adam_l2_same_coefficient_max_diff": diff(adamw, final_weights(
@@ -127,7 +126,7 @@ def decay_rates(decoupled: bool, coords: int, seed: int) -> tuple[list[float], l
 
 
 def proxy_a(coords: int, seed: int) -> dict:
-    l2_mean, l2_k = decay_rates(False, coords, seed)
+    _, l2_k = decay_rates(False, coords, seed)
     w_mean, w_k = decay_rates(True, coords, seed)
     return {
         "a_sigmas": list(SIGMAS),

@@ -68,7 +68,7 @@ def constructed_example(steps: int, seed: int) -> tuple[dict, dict]:
     min_norm = torch.linalg.pinv(X) @ y
     sign_dir = torch.sign(X.T @ y)
     lr_gd = 1.0 / torch.linalg.eigvalsh(2 * X @ X.T).max().item()
-    cos = lambda a, b: (a @ b / (a.norm() * b.norm() + 1e-300)).item()  # noqa: E731
+    cos = lambda a, b: (a @ b / (a.norm() * b.norm() + 1e-300)).item()
     record = sorted({int(t) for t in np.geomspace(1, steps, 40).round()})
     metrics, curves = {}, {}
     for name, make in optimizers(lr_gd).items():
@@ -110,7 +110,7 @@ def cnn_study(quick: bool, seed: int, progress) -> dict:
     advance = progress(f"C5 CNN on digits, {total} runs", total)
     with Workers(1 if quick else 2) as workers:
         sweep = dict(zip(sweep_runs, workers.map(train_cnn, sweep_runs, advance)))
-        val = lambda kind, lr: [sweep[CNNRun(kind, lr, s, epochs)]["val"] for s in sweep_seeds]  # noqa: E731
+        val = lambda kind, lr: [sweep[CNNRun(kind, lr, s, epochs)]["val"] for s in sweep_seeds]
         chosen = {kind: max(values, key=lambda lr: np.mean(val(kind, lr))) for kind, values in lrs.items()}
         extra_runs = [CNNRun(kind, chosen[kind], s, epochs) for kind in lrs for s in extra_seeds]
         extra = dict(zip(extra_runs, workers.map(train_cnn, extra_runs, advance)))
