@@ -65,11 +65,22 @@ def closed_forms(beta2: float) -> dict:
         "variance_scaled_inv_chi2": {str(t): scaled_inv_chi2_variance(M.radam_rho(beta2, t)) for t in VAR_STEPS},
         "warmup_period_untuned": warmup_period(lambda t: untuned(t - 1), horizon),
         "warmup_period_exponential": warmup_period(lambda t: exponential(t - 1), horizon),
-        # counted from RAdam's first rectified step, where it starts scaling Adam's step by r_t
+        # counted from the first step with rho_t > 4, where r_t starts scaling Adam's step
         "warmup_period_radam": warmup_period(lambda t: radam(t + first - 1), horizon),
         "warmup_period_radam_all_steps": warmup_period(lambda t: radam(t) or 0.0, horizon),
         "update_rms_asymptote": math.sqrt((1 - THEORY_BETAS[0]) / (1 + THEORY_BETAS[0])),
     }
+
+
+@contextmanager
+def one_thread():
+    """Small tensors run faster on one thread, and do not stall when other processes hold the cores."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 # ---------------------------------------------------------------- Monte Carlo
@@ -112,17 +123,6 @@ def lm_runs(quick: bool, seed: int) -> list[LMRun]:
         for i in range(seeds)
         for v in VARIANTS
     ]
-
-
-@contextmanager
-def one_thread():
-    """Small tensors run faster on one thread, and do not stall when other processes hold the cores."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def summarise(results: list[dict]) -> dict:
@@ -262,7 +262,8 @@ def notes(m: dict, quick: bool) -> str:
         f"Validation loss without warmup is higher by {m['gap_untuned']:.2f} nats than with the untuned rule "
         f"and by {m['gap_linear']:.2f} than with linear warmup; RAdam's gain is {m['gap_radam']:.2f}. "
         f"RAdam's implied warmup lasts {m['warmup_period_radam']:.1f} steps at beta2 = {THEORY_BETAS[1]} "
-        f"(counted from its first rectified step; {m['warmup_period_radam_all_steps']:.1f} counting every step), "
+        f"(counted from the first step with rho_t > 4; {m['warmup_period_radam_all_steps']:.1f} counting every "
+        f"step), "
         f"the untuned rule's {m['warmup_period_untuned']:.1f}."
     )
     if quick:

@@ -75,7 +75,7 @@ def constructed_example(steps: int, seed: int) -> tuple[dict, dict]:
         w = torch.zeros(X.shape[1], dtype=torch.float64)
         opt = make([w])
         order = torch.Generator().manual_seed(seed + 1)
-        curves[name] = {"t": [], "cos_sign": [], "cos_min_norm": []}
+        curves[name] = {"t": [], "cos_sign": []}
         for t in range(1, steps + 1):
             rows = torch.randperm(N_TRAIN, generator=order)[:10] if name == "sgd" else slice(None)
             Xb, yb = X[rows], y[rows]
@@ -84,7 +84,6 @@ def constructed_example(steps: int, seed: int) -> tuple[dict, dict]:
             if t in record:
                 curves[name]["t"].append(t)
                 curves[name]["cos_sign"].append(cos(w, sign_dir))
-                curves[name]["cos_min_norm"].append(cos(w, min_norm))
         metrics[name] = {
             "train_error": (torch.where(X @ w > 0, 1.0, -1.0) != y).double().mean().item(),
             "test_error": (predict_fresh(w, y_new) != y_new).double().mean().item(),
