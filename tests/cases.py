@@ -11,6 +11,7 @@ themselves per optimizer.
 from __future__ import annotations
 
 import copy
+import io
 import math
 from dataclasses import dataclass
 
@@ -148,6 +149,8 @@ EXTRA_CASES = [
 ]
 
 ALL_CASES = TORCH_CASES + EXTRA_CASES
+# plain SGD keeps no state, so its state dict has no tensors to check
+STATEFUL = [c for c in ALL_CASES if c.optimizer != "SGD" or c.kwargs.get("momentum")]
 
 
 def params(cases):
@@ -196,6 +199,14 @@ def fixed_batch(dtype=torch.float64, seed=1):
 def loss_fn(model, batch, sign=1.0):
     x, y = batch
     return sign * torch.nn.functional.mse_loss(model(x), y)
+
+
+def through_bytes(state_dict):
+    """A state dict after torch.save and torch.load(weights_only=True): no pickled objects allowed."""
+    buf = io.BytesIO()
+    torch.save(state_dict, buf)
+    buf.seek(0)
+    return torch.load(buf, weights_only=True)
 
 
 def snapshot(opt: torch.optim.Optimizer):

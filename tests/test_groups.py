@@ -58,7 +58,10 @@ def test_matrices_decay_and_the_rest_does_not():
 def test_patterns_override_the_rule():
     model = Net()
     groups = param_groups(model, 0.1, no_decay=("emb.*",), decay=("norm.weight",))
-    assert split(model, groups) == (MATRICES - {"emb.weight"} | {"norm.weight"}, VECTORS - {"norm.weight"} | {"emb.weight"})
+    assert split(model, groups) == (
+        MATRICES - {"emb.weight"} | {"norm.weight"},
+        VECTORS - {"norm.weight"} | {"emb.weight"},
+    )
 
 
 def test_decay_pattern_wins_over_no_decay_pattern():

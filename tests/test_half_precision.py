@@ -12,9 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from cases import ALL_CASES, BACKENDS, lr_multiplier, params
+from cases import ALL_CASES, BACKENDS, STATEFUL, lr_multiplier, params, through_bytes
 from reference import Reference
-from test_state_dict import STATEFUL, through_bytes
 
 HALF = {"fp16": torch.float16, "bf16": torch.bfloat16}
 GRADS = torch.tensor([1e-4, 1e-3, 1e-2, 1.0])
@@ -81,8 +80,10 @@ def test_trajectory_tracks_rounded_reference(case, backend, half):
     dtype = HALF[half]
     gen = torch.Generator().manual_seed(3)
     p = torch.randn(8, 6, generator=gen).to(dtype)
-    grads = [(torch.randn(8, 6, generator=gen) * 10 ** (torch.rand(1, generator=gen) * 3 - 2)).to(dtype)
-             for _ in range(STEPS)]
+    grads = [
+        (torch.randn(8, 6, generator=gen) * 10 ** (torch.rand(1, generator=gen) * 3 - 2)).to(dtype)
+        for _ in range(STEPS)
+    ]
     expected = p.double().numpy().copy()
     ref = Reference(case.algorithm, case.hyper(), initial_lr=case.lr)
 

@@ -47,7 +47,7 @@ def train(make_opt, dtype, sign):
     return ps, [opt.state[p] for p in model.parameters()]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def torch_trajectory(name, dtype):
     case = by_name(name)
     return train(case.make_torch, dtype, case.sign)

@@ -8,12 +8,12 @@ library's) continues it. It must land where the uninterrupted run lands.
 from __future__ import annotations
 
 import copy
-import io
 
 import pytest
 import torch
 from cases import (
     ALL_CASES,
+    STATEFUL,
     assert_same_snapshot,
     by_name,
     fixed_batch,
@@ -24,6 +24,7 @@ from cases import (
     set_lr,
     small_model,
     snapshot,
+    through_bytes,
 )
 
 SAVE_AT, MORE = 20, 30
@@ -37,13 +38,6 @@ def run(model, opt, case, steps, start=1):
         opt.zero_grad()
         loss_fn(model, batch, case.sign).backward()
         opt.step()
-
-
-def through_bytes(state_dict):
-    buf = io.BytesIO()
-    torch.save(state_dict, buf)
-    buf.seek(0)
-    return torch.load(buf, weights_only=True)
 
 
 def resume(case, save_with, load_with):
@@ -92,10 +86,6 @@ def stepped(case, model):
     opt = case.make(model.parameters())
     run(model, opt, case, 2)
     return opt
-
-
-# plain SGD keeps no state, so its state dict has no shapes to check
-STATEFUL = [c for c in ALL_CASES if c.optimizer != "SGD" or c.kwargs.get("momentum")]
 
 
 @pytest.mark.parametrize("case", params(STATEFUL))

@@ -89,7 +89,7 @@ def test_step_with_closure_returns_its_loss_and_uses_its_grads(case):
             p.grad = torch.full_like(p, 1e3)  # stale grads the closure must replace
         losses = []
 
-        def closure():
+        def closure(losses=losses):
             with_closure.zero_grad()
             loss = loss_fn(closure_model, batch, case.sign)
             loss.backward()
@@ -209,9 +209,7 @@ def test_named_parameters_as_torch():
 
 # ------------------------------------------------------------------ lr = 0 (distributed checkpoint)
 
-DECAYED = [
-    pytest.param(c, mode, id=f"{c.name}-{mode}") for c in ALL_CASES for mode in c.weight_decay_modes()
-]
+DECAYED = [pytest.param(c, mode, id=f"{c.name}-{mode}") for c in ALL_CASES for mode in c.weight_decay_modes()]
 
 
 @pytest.mark.parametrize("fresh", [False, True], ids=["trained", "fresh"])
@@ -252,7 +250,7 @@ def test_compiled_model_trains_as_eager():
         compiled = torch.compile(model, backend="aot_eager")
         start = time.perf_counter()
         loss_fn(compiled, batch).backward()
-    except Exception as err:  # no compiler toolchain, unsupported platform
+    except (RuntimeError, ImportError, OSError) as err:  # no toolchain or unsupported platform
         pytest.skip(f"torch.compile unavailable: {type(err).__name__}: {err}")
     if time.perf_counter() - start > 60:
         pytest.skip("torch.compile too slow on this machine")
