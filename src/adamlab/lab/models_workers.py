@@ -10,12 +10,25 @@ from __future__ import annotations
 
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 
 import torch
 
 
 def _single_thread() -> None:
     torch.set_num_threads(1)
+
+
+@contextmanager
+def one_thread():
+    """Run the block on one torch thread: small tensors gain nothing from more, and stall when other
+    processes hold the cores."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 class Workers:
@@ -44,16 +57,12 @@ class Workers:
     def map(self, fn, jobs: list, advance=lambda: None) -> list:
         """[fn(job) for job in jobs], calling ``advance()`` as each one finishes."""
         if self.pool is None:
-            old = torch.get_num_threads()
-            torch.set_num_threads(1)
-            try:
-                results = []
+            results = []
+            with one_thread():
                 for job in jobs:
                     results.append(fn(job))
                     advance()
-                return results
-            finally:
-                torch.set_num_threads(old)
+            return results
         results: list = [None] * len(jobs)
         futures = {self.pool.submit(fn, job): i for i, job in enumerate(jobs)}
         for future in as_completed(futures):

@@ -10,7 +10,6 @@ equilibrium angular update of a scale-invariant layer across learning rates
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -21,6 +20,7 @@ import adamlab
 
 from ..core import Claim, Context, Outcome
 from ..models_bn import angular_updates
+from ..models_workers import one_thread
 
 # the toy least-squares problem of the equivalence checks
 LSQ_STEPS, SGD_LR, ADAM_LR, WD = 200, 0.05, 1e-2, 0.1
@@ -33,17 +33,6 @@ B_FULL, B_QUICK = (2500, 1000, 2e-3), (600, 200, 1e-2)
 EXACT_TOL, DIFFER_MIN = 1e-12, 1e-3
 L2_SPREAD_MIN, ADAMW_SPREAD_MAX, THETA_TOL = 10.0, 1.05, 5e-3
 ADAMW_RATIO_MAX, L2_RATIO_MIN = 1.3, 3.0
-
-
-@contextmanager
-def one_thread():
-    """Small tensors run faster on one thread, and do not stall when other processes hold the cores."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 # ---------------------------------------------------------------- equivalences

@@ -8,7 +8,6 @@ rule and of RAdam, and a small transformer trained with and without warmup.
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -20,7 +19,7 @@ from adamlab.schedules import exponential_warmup, linear_warmup, untuned_warmup_
 
 from ..core import Claim, Context, Outcome
 from ..models_transformer import LMRun, train_lm
-from ..models_workers import Workers
+from ..models_workers import Workers, one_thread
 
 THEORY_BETAS = (0.9, 0.999)
 RHO_STEPS, R_STEPS = (1, 2, 3, 4, 5, 6), (5, 6, 10, 100, 1000, 10000)
@@ -70,17 +69,6 @@ def closed_forms(beta2: float) -> dict:
         "warmup_period_radam_all_steps": warmup_period(lambda t: radam(t) or 0.0, horizon),
         "update_rms_asymptote": math.sqrt((1 - THEORY_BETAS[0]) / (1 + THEORY_BETAS[0])),
     }
-
-
-@contextmanager
-def one_thread():
-    """Small tensors run faster on one thread, and do not stall when other processes hold the cores."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 # ---------------------------------------------------------------- Monte Carlo

@@ -8,8 +8,6 @@ a validation split.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import numpy as np
 import torch
 from matplotlib.figure import Figure
@@ -21,7 +19,7 @@ from ..core import Claim, Context, Outcome
 from ..data_digits import TEST_SIZE
 from ..data_wilson import constructed_problem, fresh_labels, predict_fresh
 from ..models_cnn import CNNRun, train_cnn
-from ..models_workers import Workers
+from ..models_workers import Workers, one_thread
 
 N_TRAIN, P_POS, N_FRESH = 100, 0.6, 100_000
 STEPS_FULL, STEPS_QUICK = 3000, 1000
@@ -33,17 +31,6 @@ ADAPTIVE_TOL = 0.01
 CNN_LRS = {"sgd": (0.03, 0.1, 0.3), "adam": (1e-3, 3e-3, 1e-2)}
 CNN_LRS_QUICK = {"sgd": (0.1,), "adam": (1e-2,)}
 CNN_NAMES = {"sgd": "SGD, momentum 0.9", "adam": "Adam"}
-
-
-@contextmanager
-def one_thread():
-    """Small tensors run faster on one thread, and do not stall when other processes hold the cores."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 # ---------------------------------------------------------------- the constructed example
