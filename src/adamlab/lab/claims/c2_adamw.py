@@ -14,6 +14,7 @@ import math
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 from scipy.optimize import minimize_scalar
 
 import adamlab
@@ -194,7 +195,7 @@ def equilibrium_figure(ctx: Context, m: dict, curves: dict):
     b.set(xlabel="learning rate", ylabel="equilibrium angular update (rad)",
           title=f"Equilibrium angle vs lr (AdamW lambda = {m['b_lambda']:g})")
     b.set_xticks(B_LRS, [f"{lr:g}" for lr in B_LRS])
-    b.minorticks_off()
+    b.xaxis.set_minor_locator(NullLocator())
     for ax in (a, b):
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
