@@ -86,7 +86,7 @@ def angular_updates(lrs, lam: float, l2: float, steps: int, seed: int) -> dict[s
     firsts = list(net.first)
     rests = [[net.head_weight[i], net.head_bias[i]] for i in range(len(firsts))]
     n = len(lrs)
-    # AdamW with the paper's fixed lambda: decay 1 - (lr/initial_lr)*lambda, which is 1 - lambda at constant lr
+    # AdamW with the paper's fixed lambda: decay 1 - (lr/base_lr)*lambda, which is 1 - lambda at constant lr
     adamw = adamlab.AdamW(
         [{"params": [firsts[i]], "lr": lr, "weight_decay": lam} for i, lr in enumerate(lrs)]
         + [{"params": rests[i], "lr": lr, "weight_decay": 0.0} for i, lr in enumerate(lrs)],
