@@ -70,11 +70,11 @@ def lr_decay_factor(lr, weight_decay):
     return 1 - lr * weight_decay
 
 
-def schedule_decay_factor(lr, initial_lr, weight_decay):
+def schedule_decay_factor(lr, base_lr, weight_decay):
     """1 - eta_t lambda with eta_t = gamma_t / gamma_0, the schedule multiplier (Loshchilov & Hutter 2019, Alg. 2)."""
-    if initial_lr == 0:  # an optimizer built at lr 0 has no schedule to follow: nothing decays
+    if lr == 0:  # eta_t = 0: a step at lr 0 moves nothing, whatever gamma_0 is
         return 1.0
-    return 1 - (lr / initial_lr) * weight_decay
+    return 1 - (lr / base_lr) * weight_decay
 
 
 # ---------------------------------------------------------------- moments

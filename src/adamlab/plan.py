@@ -21,16 +21,39 @@ def decay_mode(group) -> str:
     return "decoupled" if group.get("decoupled_weight_decay", False) else "l2"
 
 
+def base_lr(group) -> float:
+    """gamma_0 of the schedule multiplier lr/gamma_0: the lr the group was built with.
+
+    Kept under adamlab's own key, since torch's schedulers may rewrite
+    ``initial_lr`` (OneCycleLR sets it to max_lr / div_factor). A checkpoint
+    from torch has neither key of ours; its ``initial_lr`` is the next best.
+    """
+    return group.get("base_lr", group.get("initial_lr", group["lr"]))
+
+
 def decay_scalars(group, mode: str) -> dict:
     """lambda for L2, or the decoupled shrink factor: torch's (lr) or the paper's (schedule)."""
     wd, lr = group["weight_decay"], group["lr"]
     if mode == "l2":
         return {"weight_decay": wd}
-    if mode == "decoupled":
-        if group.get("decay_scale", "lr") == "schedule":
-            return {"decay_factor": M.schedule_decay_factor(lr, group.get("initial_lr", lr), wd)}
-        return {"decay_factor": M.lr_decay_factor(lr, wd)}
-    return {}
+    if mode != "decoupled":
+        return {}
+    if group.get("decay_scale", "lr") == "schedule":
+        if base_lr(group) == 0 and lr != 0:
+            raise ValueError(
+                'decay_scale="schedule" divides lr by the group\'s base_lr, which is 0 (the optimizer was '
+                "built at lr 0): set group['base_lr'] to the lr the schedule multiplies, in (0, inf)"
+            )
+        factor = M.schedule_decay_factor(lr, base_lr(group), wd)
+    else:
+        factor = M.lr_decay_factor(lr, wd)
+    if factor < 0:
+        raise ValueError(
+            f"decoupled decay factor {factor:.4g} < 0 would flip the weights' sign: weight_decay={wd} "
+            f"times the {'schedule multiplier lr/base_lr' if group.get('decay_scale') == 'schedule' else 'lr'} "
+            "must stay in [0, 1]"
+        )
+    return {"decay_factor": factor}
 
 
 def plan_adam(group, step: int):

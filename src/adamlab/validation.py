@@ -73,5 +73,6 @@ def check_group(group: dict) -> None:
     for key, check in GROUP_CHECKS.items():
         if key in group:
             check(group[key])
+
     if "nesterov" in group:
         check_nesterov(group["nesterov"], group.get("momentum", 0), group.get("dampening", 0))

@@ -91,7 +91,15 @@ def kernel(cfg, scalar_names: tuple[str, ...], param_dtype: str, state_dtype: st
 
 
 def _dense(t: torch.Tensor) -> bool:
-    return t.is_contiguous() or torch._prims_common.is_non_overlapping_and_dense(t)
+    """Elements tile memory exactly once, in some order (contiguous, channels_last, a transpose)."""
+    if t.is_contiguous():
+        return True
+    expected = 1
+    for stride, size in sorted((st, sz) for st, sz in zip(t.stride(), t.shape) if sz != 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
 
 
 def _fusable(p, g, states) -> torch.Tensor | None:

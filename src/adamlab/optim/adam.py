@@ -14,7 +14,8 @@ class Adam(Optimizer):
       section 3 explains what they fix).
     * ``decay_scale`` chooses how decoupled decay is scaled: ``"lr"`` shrinks
       theta by ``1 - lr*wd`` as torch does; ``"schedule"`` shrinks it by
-      ``1 - (lr/initial_lr)*wd``, the schedule multiplier of Loshchilov &
+      ``1 - (lr/base_lr)*wd``, with ``base_lr`` the group's lr at
+      construction (kept in the group), the schedule multiplier of Loshchilov &
       Hutter's Algorithm 2, so ``wd`` is their lambda.
     * ``fused``: None (default) runs the fused kernel wherever it applies,
       False the readable reference path, True insists on the fused kernel.

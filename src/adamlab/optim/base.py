@@ -55,9 +55,11 @@ class Optimizer(torch.optim.Optimizer):
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         check_group({**self.defaults, **{k: v for k, v in param_group.items() if k != "params"}})
         super().add_param_group(param_group)
-        # the schedule multiplier of decay_scale="schedule" is lr / initial_lr;
-        # torch's schedulers set the same key, and need it to resume
-        self.param_groups[-1].setdefault("initial_lr", self.param_groups[-1]["lr"])
+        group = self.param_groups[-1]
+        # decay_scale="schedule" decays by lr / base_lr; torch's schedulers need
+        # initial_lr to resume, and set it to the same value when they start
+        group.setdefault("base_lr", group["lr"])
+        group.setdefault("initial_lr", group["lr"])
 
     # ------------------------------------------------------------------ step
 
@@ -67,10 +69,19 @@ class Optimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        work = [(group, self._params_with_grad(group)) for group in self.param_groups]
-        for group, params in work:
+        # plan every group before changing anything, so a refused step changes nothing
+        work = []
+        for group in self.param_groups:
+            params = self._params_with_grad(group)
             if params:
-                self._step_group(group, params)
+                counters, steps = self._next_steps(params)
+                work.append((group, counters, self._plan(group, params, steps)))
+        for group, counters, buckets in work:
+            if counters is not None:
+                counters += 1
+            for cfg, scalars, ps in buckets:
+                states = [self._ensure_state(p, cfg.state_names) for p in ps]
+                kernels.apply(cfg, scalars, ps, [p.grad for p in ps], states, fused=group.get("fused"))
         return loss
 
     def _params_with_grad(self, group) -> list[torch.Tensor]:
@@ -83,18 +94,15 @@ class Optimizer(torch.optim.Optimizer):
                 )
         return params
 
-    def _step_group(self, group, params: list[torch.Tensor]) -> None:
+    def _plan(self, group, params, steps) -> list:
+        """(config, scalars, params) per distinct step count: usually one bucket."""
         buckets: dict[int, list[torch.Tensor]] = defaultdict(list)
-        for p, step in zip(params, self._advance_steps(params)):
+        for p, step in zip(params, steps):
             buckets[step].append(p)
-        for step, ps in buckets.items():
-            cfg, scalars = make_plan(self.algorithm, group, step)
-            states = [self._ensure_state(p, cfg.state_names) for p in ps]
-            grads = [p.grad for p in ps]
-            kernels.apply(cfg, scalars, ps, grads, states, fused=group.get("fused"))
+        return [(*make_plan(self.algorithm, group, step), ps) for step, ps in buckets.items()]
 
-    def _advance_steps(self, params: list[torch.Tensor]) -> list[int]:
-        """Increment each param's step counter and return the new counts.
+    def _next_steps(self, params: list[torch.Tensor]):
+        """(the step counters to increment, or None; each param's step count after this step).
 
         The counters stay one 0-d tensor per param, torch's format, but are kept
         as views into one buffer per group, so a step costs two tensor ops
@@ -103,7 +111,7 @@ class Optimizer(torch.optim.Optimizer):
         """
         if not self.counts_steps:
             # the momentum buffer's absence marks the first step, as in torch
-            return [1 if "momentum_buffer" not in self.state[p] else 2 for p in params]
+            return None, [1 if "momentum_buffer" not in self.state[p] else 2 for p in params]
         key = tuple(map(id, params))
         cached = self._step_buffers.get(key)
         if cached is None or any(self.state[p].get("step") is not v for p, v in zip(params, cached[1])):
@@ -111,8 +119,7 @@ class Optimizer(torch.optim.Optimizer):
                 self._step_buffers.clear()
             cached = self._step_buffers[key] = self._gather_steps(params)
         buffer = cached[0]
-        buffer += 1
-        return [int(s) for s in buffer.tolist()]
+        return buffer, [int(s) + 1 for s in buffer.tolist()]
 
     def _gather_steps(self, params):
         values = [float(self.state[p].get("step", 0.0)) for p in params]
