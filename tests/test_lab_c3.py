@@ -125,8 +125,8 @@ def test_quick_run(tmp_path):
         assert path.read_bytes().startswith(PNG_MAGIC)
     assert all(done == total for _, total, done in calls)  # every run reported back
     assert set(outcome.metrics["val_loss"]) == set(c3.VARIANTS)
-    # quick is too short to test the claim; it must still judge without error
-    assert c3.CLAIM.judge(outcome.metrics) in (True, False)
+    # quick is too short to test the claim: the verdict says so instead of guessing
+    assert c3.CLAIM.judge(outcome.metrics) is None
 
 
 def test_worker_pool_matches_in_process_runs():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import dataclasses
 import math
 
 import matplotlib
@@ -130,6 +131,11 @@ def test_verdict_is_computed_by_judge_not_stored(tmp_path):
     ctx = Context(tmp_path)
     assert reproduce.run_claim(fake_claim("C7", 1.0), ctx).verdict == "reproduced"
     assert reproduce.run_claim(fake_claim("C7", 0.999), ctx).verdict == "not reproduced"
+
+
+def test_a_judge_that_cannot_decide_gives_not_tested(tmp_path):
+    undecided = dataclasses.replace(fake_claim("C7", 1.0), judge=lambda metrics: None)
+    assert reproduce.run_claim(undecided, Context(tmp_path)).verdict == "not tested"
 
 
 # ----------------------------------------------------------------------- cli

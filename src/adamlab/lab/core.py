@@ -50,4 +50,5 @@ class Claim:
     setup: str  # what is run, on what data
     criterion: str  # the pass rule, in words
     run: Callable[[Context], Outcome]
-    judge: Callable[[dict], bool]
+    #: True (reproduced), False (not reproduced), or None where the run was too small to decide
+    judge: Callable[[dict], bool | None]

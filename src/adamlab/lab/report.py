@@ -19,7 +19,7 @@ from typing import Any
 
 from .core import Claim, Outcome
 
-REPRODUCED, NOT_REPRODUCED, ERROR = "reproduced", "not reproduced", "error"
+REPRODUCED, NOT_REPRODUCED, NOT_TESTED, ERROR = "reproduced", "not reproduced", "not tested", "error"
 
 
 @dataclass
@@ -124,6 +124,7 @@ PAGE = Template("""<!DOCTYPE html>
   .reproduced { background: #dafbe1; color: #116329; }
   .not-reproduced { background: #fff1c2; color: #7d4e00; }
   .error { background: #ffebe9; color: #a40e26; }
+  .not-tested { background: #eaeef2; color: #424a53; }
   .criterion { background: #f6f8fa; border-left: 4px solid #8c959f; padding: .5rem .8rem; }
   .cite { color: #57606a; font-style: italic; }
   figure { margin: 1rem 0; }

@@ -23,9 +23,11 @@ from rich.table import Table
 from . import claims as registry
 from . import report
 from .core import Claim, Context
-from .report import ERROR, NOT_REPRODUCED, REPRODUCED, ClaimResult
+from .report import ERROR, NOT_REPRODUCED, NOT_TESTED, REPRODUCED, ClaimResult
 
-VERDICT_STYLE = {REPRODUCED: "green", NOT_REPRODUCED: "yellow", ERROR: "bold red"}
+VERDICT_STYLE = {REPRODUCED: "green", NOT_REPRODUCED: "yellow", NOT_TESTED: "dim", ERROR: "bold red"}
+# judge() says True or False, or None where the settings run are too small to decide
+VERDICTS = {True: REPRODUCED, False: NOT_REPRODUCED, None: NOT_TESTED}
 
 
 def cpu_model() -> str:
@@ -89,7 +91,7 @@ def run_claim(claim: Claim, ctx: Context) -> ClaimResult:
     start = time.perf_counter()
     try:
         outcome = claim.run(ctx)
-        verdict = REPRODUCED if claim.judge(outcome.metrics) else NOT_REPRODUCED
+        verdict = VERDICTS[claim.judge(outcome.metrics)]
         return ClaimResult(claim, outcome, verdict, time.perf_counter() - start)
     except Exception:  # a broken claim must not take the others down
         return ClaimResult(claim, None, ERROR, time.perf_counter() - start, traceback.format_exc())

@@ -259,7 +259,9 @@ def notes(m: dict, quick: bool) -> str:
     return text
 
 
-def judge(m: dict) -> bool:
+def judge(m: dict) -> bool | None:
+    if m.get("lm_steps", 400) < 400:  # --quick trains 40 steps: too short for warmup to matter
+        return None
     return (
         m["gap_untuned"] >= UNTUNED_GAP_MIN
         and bool(m["untuned_all_below_none"])
