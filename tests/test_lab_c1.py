@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
+from labcheck import assert_well_formed
 
 from adamlab.lab.claims import c1_bias_correction as c1
 from adamlab.lab.core import Context
-
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
@@ -18,22 +16,8 @@ def outcome(tmp_path_factory):
     return c1.CLAIM.run(Context(tmp_path_factory.mktemp("c1"), quick=True, seed=0))
 
 
-def leaves(value):
-    if isinstance(value, dict):
-        for v in value.values():
-            yield from leaves(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from leaves(v)
-    else:
-        yield value
-
-
 def test_quick_run_reproduces(outcome):
-    json.dumps(outcome.metrics, allow_nan=False)
-    assert all(math.isfinite(x) for x in leaves(outcome.metrics))
-    for path in outcome.figures:
-        assert path.read_bytes().startswith(PNG_MAGIC)
+    assert_well_formed(outcome)
     assert c1.CLAIM.judge(outcome.metrics)
 
 

@@ -84,7 +84,7 @@ void adamlab_step(int64_t n_tensors, const int64_t* numels, char** ptrs,
     int64_t* first = (int64_t*)malloc(sizeof(int64_t) * (n_chunks + 1));
     for (int64_t i = 0, c = 0; i < n_tensors; i++)
         for (int64_t s = 0; s < numels[i]; s += chunk, c++) {{ owner[c] = i; first[c] = s; }}
-    #pragma omp parallel for schedule(static) num_threads(n_threads)
+    #pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads)
     for (int64_t c = 0; c < n_chunks; c++) {{
         const int64_t i = owner[c], lo = first[c];
         const int64_t hi = lo + chunk < numels[i] ? lo + chunk : numels[i];

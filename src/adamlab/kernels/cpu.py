@@ -23,6 +23,7 @@ import threading
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .codegen import generate
@@ -118,46 +119,123 @@ def _fusable(p, g, states) -> torch.Tensor | None:
     return g if g.stride() == p.stride() else torch.empty_like(p).copy_(g)
 
 
-def _locals(params, grads, states, names):
-    """Local shards of DTensor params (FSDP2) and their grads and states."""
-    if not hasattr(params[0], "to_local"):
-        return params, grads, [[st[n] for n in names] for st in states]
-    return (
-        [p.to_local() for p in params],
-        [g.to_local() for g in grads],
-        [[st[n].to_local() for n in names] for st in states],
-    )
+def _local(t: torch.Tensor) -> torch.Tensor:
+    """The local shard of a DTensor (FSDP2), or the tensor itself."""
+    return t.to_local() if hasattr(t, "to_local") else t
 
 
-def step(cfg, scalars, params, grads, states, required=False):
-    """Run the fused loop on every param it can take; return the (p, g, state) it could not."""
+class Layout:
+    """What stays put between steps for one bucket of contiguous params.
+
+    State tensors belong to the optimizer, so their pointers are taken once.
+    Params and grads are re-read every step (ZeRO and FSDP may repoint
+    ``param.data``), and checked, so a changed param falls back to the
+    per-step path instead of being misread.
+    """
+
+    def __init__(self, params, states, names):
+        self.state_refs = [[st[n] for n in names] for st in states]
+        self.dtypes = [p.dtype for p in params]
+        self.numels = [p.numel() for p in params]
+        self.groups: dict = {}
+        for i, (p, refs) in enumerate(zip(params, self.state_refs)):
+            lp, ls = _local(p), [_local(r) for r in refs]
+            if not (lp.is_cpu and lp.dtype in DTYPES and lp.is_contiguous() and all(x.is_contiguous() for x in ls)):
+                self.groups = None
+                return
+            key = (DTYPES[lp.dtype], DTYPES[ls[0].dtype] if ls else DTYPES[lp.dtype])
+            self.groups.setdefault(key, []).append((i, [x.data_ptr() for x in ls]))
+        for key, members in self.groups.items():
+            width = 2 + len(names)
+            ptrs = np.zeros(len(members) * width, dtype=np.int64)
+            for slot, (_, state_ptrs) in enumerate(members):
+                ptrs[slot * width + 2 : (slot + 1) * width] = state_ptrs
+            idx = [i for i, _ in members]
+            numels = (ctypes.c_int64 * len(idx))(*(lp_numel for lp_numel in (self.numels[i] for i in idx)))
+            self.groups[key] = (idx, numels, ptrs, width)
+
+    def matches(self, states, names) -> bool:
+        return all(st[n] is ref for st, refs in zip(states, self.state_refs) for n, ref in zip(names, refs))
+
+    def fill(self, params, grads):
+        """Per dtype group: (count, numels, pointer array), or None if a param or grad changed layout."""
+        out = {}
+        for key, (idx, numels, ptrs, width) in self.groups.items():
+            pp, gp = [], []
+            for i in idx:
+                p, g = params[i], grads[i]
+                if not (p.is_cpu and p.dtype is self.dtypes[i] and g.dtype is self.dtypes[i] and p.is_contiguous()
+                        and g.is_contiguous() and p.numel() == self.numels[i]):
+                    return None
+                pp.append(p.data_ptr())
+                gp.append(g.data_ptr())
+            ptrs[0::width] = pp
+            ptrs[1::width] = gp
+            out[key] = (len(idx), numels, ptrs.ctypes.data)
+        return out
+
+
+def _cached_groups(cache, params, grads, states, names):
+    """The kernels' arguments from the cached layout, or None where the per-step path must run."""
+    key = (names, tuple(map(id, params)))
+    layout = cache.get(key)
+    if layout is None or not layout.matches(states, names):
+        if len(cache) > 16:
+            cache.clear()
+        layout = cache[key] = Layout(params, states, names)
+    if layout.groups is None:
+        return None
+    if hasattr(params[0], "to_local"):
+        params, grads = [p.to_local() for p in params], [g.to_local() for g in grads]
+    return layout.fill(params, grads)
+
+
+def _groups_per_step(params, grads, states, names, required):
+    """Kernel arguments built afresh, for any layout; and the (p, g, state) the loop cannot take."""
+    rest, groups = [], {}
+    for p, g, st in zip(params, grads, states):
+        lp, lg, ls = _local(p), _local(g), [_local(st[n]) for n in names]
+        lg = _fusable(lp, lg, ls)
+        if lg is None:
+            if required:
+                raise RuntimeError("fused=True, but a param is not a dense CPU tensor of a supported dtype")
+            rest.append((p, g, st))
+            continue
+        key = (DTYPES[lp.dtype], DTYPES[ls[0].dtype] if ls else DTYPES[lp.dtype])
+        groups.setdefault(key, []).append([lp, lg, *ls])
+    args = {}
+    for key, tensors in groups.items():
+        numels = (ctypes.c_int64 * len(tensors))(*(t[0].numel() for t in tensors))
+        ptrs = (ctypes.c_void_p * (len(tensors) * len(tensors[0])))(*(x.data_ptr() for t in tensors for x in t))
+        args[key] = (len(tensors), numels, ptrs, tensors)  # tensors: keeps copied grads alive
+    return args, rest
+
+
+def step(cfg, scalars, params, grads, states, required=False, cache=None):
+    """Run the fused loop on every param it can take; return the (p, g, state) it could not.
+
+    ``cache`` (a dict the optimizer owns) keeps each bucket's :class:`Layout`.
+    """
     if _broken is not None:
         if required:
             raise RuntimeError(f"fused=True, but the fused CPU kernel is unavailable: {_broken}")
         return list(zip(params, grads, states))
     names = cfg.state_names
-    rest, groups = [], {}
-    for k, (lp, lg, lst) in enumerate(zip(*_locals(params, grads, states, names))):
-        lg = _fusable(lp, lg, lst)
-        if lg is None:
-            if required:
-                raise RuntimeError("fused=True, but a param is not a dense CPU tensor of a supported dtype")
-            rest.append((params[k], grads[k], states[k]))
-            continue
-        key = (DTYPES[lp.dtype], DTYPES[lst[0].dtype] if lst else DTYPES[lp.dtype])
-        groups.setdefault(key, []).append([lp, lg, *lst])
+    args = _cached_groups(cache, params, grads, states, names) if cache is not None else None
+    rest = []
+    if args is None:
+        args, rest = _groups_per_step(params, grads, states, names, required)
     values = vars(scalars)
     scalar_names = tuple(values)
     try:  # build every kernel first, so a failed build never leaves a half-applied step
-        fns = {key: kernel(cfg, scalar_names, *key) for key in groups}
+        fns = {key: kernel(cfg, scalar_names, *key) for key in args}
     except RuntimeError as e:
         _disable(str(e), required)
         return list(zip(params, grads, states))
     sc = (ctypes.c_double * len(values))(*values.values())
-    for key, tensors in groups.items():
-        numels = (ctypes.c_int64 * len(tensors))(*(t[0].numel() for t in tensors))
-        ptrs = (ctypes.c_void_p * (len(tensors) * len(tensors[0])))(*(x.data_ptr() for t in tensors for x in t))
-        fns[key](len(tensors), numels, ptrs, sc, torch.get_num_threads(), CHUNK)
+    threads = torch.get_num_threads()
+    for key, (count, numels, ptrs, *_) in args.items():
+        fns[key](count, numels, ptrs, sc, threads, CHUNK)
     return rest
 
 

@@ -50,6 +50,7 @@ class Optimizer(torch.optim.Optimizer):
     def __init__(self, params, defaults: dict[str, Any]):
         check_group(defaults)
         self._step_buffers: dict = {}
+        self._layouts: dict = {}  # the fused kernel's per-bucket pointers, see kernels.cpu.Layout
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -72,34 +73,41 @@ class Optimizer(torch.optim.Optimizer):
         # plan every group before changing anything, so a refused step changes nothing
         work = []
         for group in self.param_groups:
-            params = self._params_with_grad(group)
+            params, grads = self._params_with_grad(group)
             if params:
                 counters, steps = self._next_steps(params)
-                work.append((group, counters, self._plan(group, params, steps)))
+                work.append((group, counters, self._plan(group, params, grads, steps)))
         for group, counters, buckets in work:
             if counters is not None:
                 counters += 1
-            for cfg, scalars, ps in buckets:
+            for cfg, scalars, ps, gs in buckets:
                 states = [self._ensure_state(p, cfg.state_names) for p in ps]
-                kernels.apply(cfg, scalars, ps, [p.grad for p in ps], states, fused=group.get("fused"))
+                kernels.apply(cfg, scalars, ps, gs, states, fused=group.get("fused"), cache=self._layouts)
         return loss
 
-    def _params_with_grad(self, group) -> list[torch.Tensor]:
-        params = [p for p in group["params"] if p.grad is not None]
-        for p in params:
-            if p.grad.is_sparse:
-                raise RuntimeError(
-                    f"{type(self).__name__} does not support sparse gradients; "
-                    "use torch.optim.SparseAdam or a dense gradient"
-                )
-        return params
+    def _params_with_grad(self, group) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        params, grads = [], []
+        for p in group["params"]:
+            g = p.grad
+            if g is not None:
+                if g.is_sparse:
+                    raise RuntimeError(
+                        f"{type(self).__name__} does not support sparse gradients; "
+                        "use torch.optim.SparseAdam or a dense gradient"
+                    )
+                params.append(p)
+                grads.append(g)
+        return params, grads
 
-    def _plan(self, group, params, steps) -> list:
-        """(config, scalars, params) per distinct step count: usually one bucket."""
-        buckets: dict[int, list[torch.Tensor]] = defaultdict(list)
-        for p, step in zip(params, steps):
-            buckets[step].append(p)
-        return [(*make_plan(self.algorithm, group, step), ps) for step, ps in buckets.items()]
+    def _plan(self, group, params, grads, steps) -> list:
+        """(config, scalars, params, grads) per distinct step count: usually one bucket."""
+        if len(set(steps)) == 1:
+            return [(*make_plan(self.algorithm, group, steps[0]), params, grads)]
+        buckets: dict[int, tuple[list, list]] = defaultdict(lambda: ([], []))
+        for p, g, step in zip(params, grads, steps):
+            buckets[step][0].append(p)
+            buckets[step][1].append(g)
+        return [(*make_plan(self.algorithm, group, step), ps, gs) for step, (ps, gs) in buckets.items()]
 
     def _next_steps(self, params: list[torch.Tensor]):
         """(the step counters to increment, or None; each param's step count after this step).
