@@ -136,7 +136,7 @@ class Layout:
     def __init__(self, params, states, names):
         self.state_refs = [[st[n] for n in names] for st in states]
         self.dtypes = [p.dtype for p in params]
-        self.numels = [p.numel() for p in params]
+        self.numels = [_local(p).numel() for p in params]  # a DTensor's own shard
         self.groups: dict = {}
         for i, (p, refs) in enumerate(zip(params, self.state_refs)):
             lp, ls = _local(p), [_local(r) for r in refs]
@@ -151,7 +151,7 @@ class Layout:
             for slot, (_, state_ptrs) in enumerate(members):
                 ptrs[slot * width + 2 : (slot + 1) * width] = state_ptrs
             idx = [i for i, _ in members]
-            numels = (ctypes.c_int64 * len(idx))(*(lp_numel for lp_numel in (self.numels[i] for i in idx)))
+            numels = (ctypes.c_int64 * len(idx))(*(self.numels[i] for i in idx))
             self.groups[key] = (idx, numels, ptrs, width)
 
     def matches(self, states, names) -> bool:
