@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 
+from adamlab.lab.report import plain
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -20,11 +22,13 @@ def leaves(value):
         yield value
 
 
-def assert_well_formed(outcome) -> None:
-    """Metrics are strict JSON and finite; every figure is a real PNG file."""
-    json.dumps(outcome.metrics, allow_nan=False)
-    numbers = [x for x in leaves(outcome.metrics) if isinstance(x, (int, float)) and not isinstance(x, bool)]
-    assert all(math.isfinite(x) for x in numbers)
+def assert_well_formed(outcome, finite: bool = True) -> None:
+    """Metrics become strict JSON in results.json and, unless a non-finite value is the finding
+    (``finite=False``), are finite; every figure is a real PNG file."""
+    json.dumps(plain(outcome.metrics), allow_nan=False)
+    if finite:
+        numbers = [x for x in leaves(outcome.metrics) if isinstance(x, (int, float)) and not isinstance(x, bool)]
+        assert all(math.isfinite(x) for x in numbers)
     assert outcome.figures
     for path in outcome.figures:
         assert path.read_bytes().startswith(PNG_MAGIC)

@@ -20,7 +20,7 @@ def outcome(tmp_path_factory):
 
 
 def test_quick_run_reproduces(outcome):
-    assert_well_formed(outcome)
+    assert_well_formed(outcome, finite=False)  # torch's fp16 step is -inf: that is the finding
     m = outcome.metrics
     assert m["adamlab_fp16_finite"] and math.isfinite(m["adamlab_fp16_max_rel_err"])
     assert c6.CLAIM.judge(m)
