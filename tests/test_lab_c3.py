@@ -13,7 +13,7 @@ from adamlab.lab.claims import c3_warmup as c3
 from adamlab.lab.core import Context
 from adamlab.lab.data_text import CharData, load_corpus
 from adamlab.lab.models_transformer import LMRun, TinyGPT, train_lm
-from adamlab.lab.models_workers import Workers
+from adamlab.lab.workers import Workers
 
 # ---------------------------------------------------------------- closed forms (claims.md, Liu et al.)
 

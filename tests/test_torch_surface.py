@@ -10,9 +10,20 @@ import time
 
 import pytest
 import torch
-from cases import ALL_CASES, by_name, fixed_batch, loss_fn, params, rel_diff, small_model
+from cases import (
+    ALL_CASES,
+    by_name,
+    fixed_batch,
+    loss_fn,
+    params,
+    rel_diff,
+    small_model,
+)
 from torch.optim import lr_scheduler
-from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+from torch.optim.optimizer import (
+    register_optimizer_step_post_hook,
+    register_optimizer_step_pre_hook,
+)
 
 import adamlab
 

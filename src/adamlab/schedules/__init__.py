@@ -14,7 +14,15 @@ optax and torch.
 """
 
 from .drawing import plot
-from .pieces import Constant, Decay, ExponentialWarmup, InverseSqrt, Join, LinearWarmup, Product
+from .pieces import (
+    Constant,
+    Decay,
+    ExponentialWarmup,
+    InverseSqrt,
+    Join,
+    LinearWarmup,
+    Product,
+)
 from .recipes import (
     constant,
     cosine_decay,

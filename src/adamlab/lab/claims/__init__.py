@@ -6,11 +6,8 @@ does not exist yet is skipped with a warning rather than failing the run.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import warnings
-
-import torch
 
 from ..core import Claim
 
@@ -62,14 +59,3 @@ def select(ids: list[str] | None = None) -> list[Claim]:
             f"unknown or unavailable claim ids: {', '.join(unknown)} (available: {', '.join(sorted(known))})"
         )
     return [c for c in claims if c.id.upper() in wanted]
-
-
-@contextlib.contextmanager
-def single_threaded():
-    """Run torch on one thread: the lab's tensors are tiny, and thread start-up would dominate."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

@@ -18,7 +18,7 @@ import torch
 import adamlab
 
 from ..core import Claim, Context, Outcome
-from . import single_threaded
+from ..workers import one_thread
 
 DTYPE = torch.float64
 TABLE_BETA1 = (0.9, 0.0)
@@ -213,7 +213,7 @@ def row_key(row) -> str:
 
 
 def run(ctx: Context) -> Outcome:
-    with single_threaded():
+    with one_thread():
         return measure(ctx)
 
 

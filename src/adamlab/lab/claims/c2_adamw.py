@@ -21,7 +21,7 @@ import adamlab
 
 from ..core import Claim, Context, Outcome
 from ..models_bn import angular_updates
-from ..models_workers import one_thread
+from ..workers import one_thread
 
 # the toy least-squares problem of the equivalence checks
 LSQ_STEPS, SGD_LR, ADAM_LR, WD = 200, 0.05, 1e-2, 0.1

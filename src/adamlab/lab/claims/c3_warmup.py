@@ -19,7 +19,7 @@ from adamlab.schedules import exponential_warmup, linear_warmup, untuned_warmup_
 
 from ..core import Claim, Context, Outcome
 from ..models_transformer import LMRun, train_lm
-from ..models_workers import Workers, one_thread
+from ..workers import Workers, one_thread
 
 THEORY_BETAS = (0.9, 0.999)
 RHO_STEPS, R_STEPS = (1, 2, 3, 4, 5, 6), (5, 6, 10, 100, 1000, 10000)

@@ -19,7 +19,7 @@ import torch
 import adamlab
 
 from ..core import Claim, Context, Outcome
-from . import single_threaded
+from ..workers import one_thread
 
 DTYPE = torch.float64
 LR = 0.5  # a, in a_t = a / sqrt(t)
@@ -146,7 +146,7 @@ def plot_runs(det, stoch, path, value, ylabel, title, hlines) -> None:
 def run(ctx: Context) -> Outcome:
     det_steps, stoch_steps = STEPS[ctx.quick]
     seeds = [ctx.seed + i for i in range(STOCH_SEEDS)]
-    with single_threaded():
+    with one_thread():
         det_g = deterministic_grads(DET_C, det_steps)
         det_opts = variants(DET_C, extras=not ctx.quick)
         det_h = play(det_g, det_opts, ctx.progress(f"C4 deterministic, C={DET_C:g}, {len(det_opts)} variants", 100))

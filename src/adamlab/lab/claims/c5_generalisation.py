@@ -19,7 +19,7 @@ from ..core import Claim, Context, Outcome
 from ..data_digits import TEST_SIZE
 from ..data_wilson import constructed_problem, fresh_labels, predict_fresh
 from ..models_cnn import CNNRun, train_cnn
-from ..models_workers import Workers, one_thread
+from ..workers import Workers, one_thread
 
 N_TRAIN, P_POS, N_FRESH = 100, 0.6, 100_000
 STEPS_FULL, STEPS_QUICK = 3000, 1000

@@ -19,7 +19,7 @@ import torch
 import adamlab
 
 from ..core import Claim, Context, Outcome
-from . import single_threaded
+from ..workers import one_thread
 
 GRADS = (1e-4, 1e-3, 1e-2, 1.0)
 LR, BETA2, EMA_STEPS = 1e-3, 0.999, 5000
@@ -129,7 +129,7 @@ def plot_steps(steps: dict, path) -> None:
 
 
 def run(ctx: Context) -> Outcome:
-    with single_threaded():
+    with one_thread():
         advance = ctx.progress("C6 one step in each format", len(STEP_VARIANTS))
         steps = {}
         for label, (cls, dtype, eps) in STEP_VARIANTS.items():
