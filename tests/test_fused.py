@@ -109,3 +109,20 @@ def test_lr_zero_changes_nothing_on_the_fused_path():
         opt.param_groups[0]["lr"] = 0.0  # what torch.distributed.checkpoint does on a fresh optimizer
         opt.step()
         assert torch.equal(p.detach(), before), case.name
+
+
+def test_an_unpickled_optimizer_continues_like_the_original():
+    """The fused path's caches are derived state: pickling drops them, and the copy rebuilds them."""
+    import pickle
+
+    ps = [torch.randn(n, dtype=torch.float64, requires_grad=True) for n in (3, 40)]
+    opt = adamlab.AdamW(ps, lr=1e-2, amsgrad=True)
+    for p in ps:
+        p.grad = torch.randn_like(p)
+    opt.step()
+    twin = pickle.loads(pickle.dumps({"opt": opt, "params": ps}))
+    for a, b in zip(ps, twin["params"]):
+        a.grad = b.grad = torch.randn_like(a)
+    opt.step()
+    twin["opt"].step()
+    assert all(torch.equal(a, b) for a, b in zip(ps, twin["params"]))

@@ -49,9 +49,18 @@ class Optimizer(torch.optim.Optimizer):
 
     def __init__(self, params, defaults: dict[str, Any]):
         check_group(defaults)
-        self._step_buffers: dict = {}
-        self._layouts: dict = {}  # the fused kernel's per-bucket pointers, see kernels.cpu.Layout
+        self._reset_caches()
         super().__init__(params, defaults)
+
+    def _reset_caches(self) -> None:
+        """Derived from the state, rebuilt on demand: never pickled, never in a state dict."""
+        self._step_buffers: dict = {}  # step counters as views of one buffer, see _next_steps
+        self._layouts: dict = {}  # the fused kernel's per-bucket pointers, see kernels.cpu.Layout
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if "_layouts" not in self.__dict__:  # unpickled: torch's __getstate__ keeps only the state
+            self._reset_caches()
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         check_group({**self.defaults, **{k: v for k, v in param_group.items() if k != "params"}})
