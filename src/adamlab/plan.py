@@ -38,7 +38,8 @@ def decay_scalars(group, mode: str) -> dict:
         return {"weight_decay": wd}
     if mode != "decoupled":
         return {}
-    if group.get("decay_scale", "lr") == "schedule":
+    by_schedule = group.get("decay_scale", "lr") == "schedule"
+    if by_schedule:
         if base_lr(group) == 0 and lr != 0:
             raise ValueError(
                 'decay_scale="schedule" divides lr by the group\'s base_lr, which is 0 (the optimizer was '
@@ -50,7 +51,7 @@ def decay_scalars(group, mode: str) -> dict:
     if factor < 0:
         raise ValueError(
             f"decoupled decay factor {factor:.4g} < 0 would flip the weights' sign: weight_decay={wd} "
-            f"times the {'schedule multiplier lr/base_lr' if group.get('decay_scale') == 'schedule' else 'lr'} "
+            f"times the {'schedule multiplier lr/base_lr' if by_schedule else 'lr'} "
             "must stay in [0, 1]"
         )
     return {"decay_factor": factor}
