@@ -159,6 +159,7 @@ class Optimizer(torch.optim.Optimizer):
         """torch's loader, after checks torch skips, keeping fp32 moments for half params."""
         check_state_dict(self, state_dict)
         super().load_state_dict(state_dict)
+        self._reset_caches()  # they point at the replaced state tensors
         params = [p for g in self.param_groups for p in g["params"]]
         saved_ids = [i for g in state_dict["param_groups"] for i in g["params"]]
         for p, pid in zip(params, saved_ids):
