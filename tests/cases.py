@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import io
 import math
+import warnings
 from dataclasses import dataclass
 
 import pytest
@@ -228,3 +229,17 @@ def assert_same_snapshot(after, before) -> None:
         for k, v in st.items():
             new = after[1][i][k]
             assert torch.equal(new, v) and new.dtype == v.dtype if torch.is_tensor(v) else new == v, (i, k)
+
+
+def lrs_seen(make_scheduler, steps, lr=0.1):
+    """The lr of each optimizer step under a torch scheduler, in order."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sched = make_scheduler(opt)
+        seen = []
+        for _ in range(steps):
+            seen.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+    return seen

@@ -4,20 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from cases import lrs_seen
 
 import adamlab
-
-
-def lrs_of(make_scheduler, steps, lr):
-    """The lr sequence a torch scheduler produces, read off a plain torch.optim.SGD (the oracle)."""
-    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
-    sched = make_scheduler(opt)
-    out = []
-    for _ in range(steps):
-        out.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
-    return out
 
 
 def test_one_cycle_does_not_change_the_decay_base():
@@ -32,7 +21,7 @@ def test_one_cycle_does_not_change_the_decay_base():
         opt.step()
         sched.step()
     expected = torch.tensor(1.0, dtype=torch.float64)
-    for lr_t in lrs_of(make, steps, lr):
+    for lr_t in lrs_seen(make, steps, lr):
         expected *= 1 - (lr_t / lr) * wd
     assert torch.allclose(p.detach(), expected.expand(4), rtol=1e-12)
 

@@ -4,11 +4,11 @@ import ast
 import copy
 import io
 import math
-import warnings
 from pathlib import Path
 
 import pytest
 import torch
+from cases import lrs_seen
 from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR, LinearLR, SequentialLR
 
 import adamlab
@@ -51,20 +51,6 @@ def optax_warmup_cosine(count, init, peak, warmup, decay_steps, end):
     alpha = end / peak
     count = min(count, steps)
     return peak * ((1 - alpha) * 0.5 * (1 + math.cos(math.pi * count / steps)) + alpha)
-
-
-def lrs_seen(make_scheduler, steps, lr=0.1):
-    """The lr of each optimizer step under a torch scheduler, in order."""
-    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        sched = make_scheduler(opt)
-        seen = []
-        for _ in range(steps):
-            seen.append(opt.param_groups[0]["lr"])
-            opt.step()
-            sched.step()
-    return seen
 
 
 # ---------------------------------------------------------- warmup_cosine
