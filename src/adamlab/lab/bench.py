@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 
 import adamlab
-from adamlab.kernels import cpu
+from adamlab.backends import build
 
 # DRAM bytes per parameter per step of one fused pass (read + write)
 BYTES_PER_PARAM = {"adamw": 16 + 12, "amsgrad": 20 + 16, "bf16": 12 + 10, "no-bc": 16 + 12}
@@ -121,7 +121,7 @@ def stream_bandwidth(repeats=10) -> dict:
     tighter ceiling for an optimizer step. Both are reported.
     """
     n = max(4 * last_level_cache_bytes() // 4, 16 * 2**20)
-    lib = cpu.load_library(STREAMS)
+    lib = build.load_library(STREAMS)
     threads = torch.get_num_threads()
     a, b, c, d = torch.rand(n), torch.rand(n), torch.rand(n), torch.rand(n)
     lib.triad.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_float, ctypes.c_int64, ctypes.c_int]
