@@ -28,8 +28,10 @@ class Counters(dict):
         super().__init__(values)
         self.dtype = dtype
 
-    def round(self, x: float) -> float:
-        """x as stored in this dtype (torch multiplies NAdam's mu_product in it)."""
+    def round(self, x):
+        """x as stored in this dtype (torch multiplies NAdam's mu_product in it); a tensor is already so."""
+        if torch.is_tensor(x):
+            return x
         return float(np.float32(x)) if self.dtype == torch.float32 else float(x)
 
 
