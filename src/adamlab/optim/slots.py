@@ -154,7 +154,7 @@ class Stage:
         for p, g, state in zip(params, grads, states):
             missing = [n for n in names if n not in state]
             if missing:
-                if len(missing) != len(names):
+                if state:  # a started state lacking a key: torch raises KeyError rather than restart it
                     raise KeyError(f"a param's state has {sorted(state)} but lacks {missing}")
                 staged = opt._new_state(p, group, plan)
                 self.installs.append((state, staged))
@@ -172,12 +172,15 @@ class Stage:
         """A group that lists a param twice steps each occurrence in turn, as torch's for-loop does."""
         opt, record = self.opt, self.opt.algorithm
         dtype = opt._counter_dtype(group)
-        states, views, running = {}, {}, {}
+        states, views, running, fresh_before = {}, {}, {}, {}
         for p, g in zip(params, grads):
             key = id(p)
             if key not in states:
                 states[key] = views[key] = self.state_of(p)
-            fresh = key not in running and not states[key]
+                fresh_before[key] = not states[key]
+            # torch's SGD starts a momentum buffer for each occurrence of a param that had none (the
+            # last one is kept); the others create state once and later occurrences share it
+            fresh = fresh_before[key] and (key not in running or not record.counters)
             current = running.get(key) or {n: _counter(states[key], n, record.counter_start[n], differentiable)
                                            for n in record.counters}
             counters = Counters(dict(current), dtype)
