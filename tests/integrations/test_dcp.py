@@ -44,6 +44,7 @@ def test_both_libraries_write_the_same_keys(res):
 @pytest.mark.parametrize("loader", LIBS)
 def test_resume_matches_the_uninterrupted_run(res, saver, loader):
     got = res[f"resumed/{saver}->{loader}"]
+    assert got["options"] == got["fresh_options"]  # every option the loader has, at its value (filled where missing)
     saved = res[f"saved/{saver}"]["state"]
     assert got["state"].keys() == saved.keys()
     for name, state in saved.items():  # the state loaded is the state saved, step counters included

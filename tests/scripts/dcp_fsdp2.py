@@ -4,7 +4,8 @@ Usage: python dcp_fsdp2.py OUT_DIR
 Writes OUT_DIR/results.pt (rank 0):
   straight/<lib>         params after STEPS uninterrupted steps
   saved/<lib>            optimizer state (whole tensors) and keys of the checkpoint written at step HALF
-  resumed/<saver>-><loader>  state right after the strict load, and params after the remaining steps
+  resumed/<saver>-><loader>  state and group options right after the strict load (and the fresh optimizer's
+                         options before it), and params after the remaining steps
   primed/<lib>, first/<lib>  priming by get_optimizer_state_dict on a fresh optimizer, then one real step
 <lib> is "torch" or "adamlab". The checkpoints are in OUT_DIR/ckpt-<lib>.
 """
@@ -83,8 +84,9 @@ def run(rank, out):
     for saver in LIBS:
         for loader in LIBS:
             model, opt, sched = build(loader, mesh)
+            fresh = _options(opt)
             load(model, opt, sched, f"{out}/ckpt-{saver}")
-            entry = {"state": state_of(model, opt), "lr": [g["lr"] for g in opt.param_groups]}
+            entry = {"state": state_of(model, opt), "options": _options(opt), "fresh_options": fresh}
             train(model, opt, range(HALF, STEPS), rank, 2, sched)
             entry["params"] = full(model.parameters())
             res[f"resumed/{saver}->{loader}"] = entry
@@ -105,6 +107,11 @@ def run(rank, out):
     if rank == 0:
         torch.save(res, f"{out}/results.pt")
     dist.barrier()
+
+
+def _options(opt):
+    """Each group's options but lr, which the schedule sets."""
+    return [{k: v for k, v in g.items() if k not in ("params", "lr")} for g in opt.param_groups]
 
 
 def _checkpoint_keys(path):
