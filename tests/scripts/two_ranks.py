@@ -10,6 +10,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # inherited by the spawned ranks
+
 STEPS, BATCH, LR = 12, 16, 1e-2
 
 
@@ -56,5 +58,3 @@ def _rank(rank, fn, out, args):
     finally:
         dist.destroy_process_group()
 
-
-os.environ.setdefault("OMP_NUM_THREADS", "1")
