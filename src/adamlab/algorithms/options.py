@@ -122,3 +122,12 @@ BACKEND = Option(
     V.choice(None, "c", "reference"),
     beyond_torch=True,
 )
+COUNT_PRIMING = Option(
+    "count_priming",
+    False,
+    "A first step at lr 0 on all-zero gradients (how torch.distributed.checkpoint makes a fresh optimizer "
+    "create its state) only creates the state: nothing moves, no step is counted, so the first real update "
+    "is unchanged. True counts it as a step, as torch does (beyond torch).",
+    V.check_bool,
+    beyond_torch=True,
+)

@@ -125,10 +125,17 @@ class Optimizer(torch.optim.Optimizer):
         grad_scale, skip = self._amp_inputs()
         if skip:
             return None  # an overflow: nothing is written and the step is not counted
-        stage = Stage(self)
+        stage = Stage(self, priming=self._is_priming())
         for gi, group in enumerate(self.param_groups):
             stage.add_group(gi, group, grad_scale, differentiable)
         return stage
+
+    def _is_priming(self) -> bool:
+        """A fresh optimizer stepped at lr 0 on all-zero gradients: torch.distributed.checkpoint's priming."""
+        if self.state or any(g.get("count_priming", False) or _nonzero(g["lr"]) for g in self.param_groups):
+            return False
+        grads = [p.grad for g in self.param_groups for p in g["params"] if p.grad is not None]
+        return bool(grads) and not any(bool(g.any()) for g in grads)
 
     def _counter_dtype(self, group) -> torch.dtype:
         return torch.float32 if group.get("fused") or group.get("capturable") else step_dtype()
@@ -158,6 +165,10 @@ class Optimizer(torch.optim.Optimizer):
 
 
 _FRESH = Counters({"step": 1}, torch.float32)
+
+
+def _nonzero(lr) -> bool:
+    return bool(lr != 0)
 
 
 def _build_signature(cls) -> None:

@@ -28,8 +28,9 @@ def real_local(t: torch.Tensor) -> torch.Tensor:
 class Stage:
     """The writes of one step, ready to apply."""
 
-    def __init__(self, opt):
+    def __init__(self, opt, priming: bool = False):
         self.opt = opt
+        self.priming = priming  # create the state only: no update runs, no counter moves
         self.runs: list = []  # callables that write, in order
         self.installs: list = []  # (state dict, {name: staged tensor})
         self.banks: list = []  # (bank, states, per-bucket counter updates)
@@ -48,10 +49,11 @@ class Stage:
             state.update(staged)
         for bank, states, _ in self.banks:
             bank.install(states)
-        for run in self.runs:
-            run()
-        for bank, _, updates in self.banks:
-            bank.advance(updates)
+        if not self.priming:
+            for run in self.runs:
+                run()
+            for bank, _, updates in self.banks:
+                bank.advance(updates)
         for p, state in self.adopt:
             if state:
                 self.opt.state[p] = state
