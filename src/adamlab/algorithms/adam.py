@@ -65,6 +65,7 @@ ADAM = Algorithm(
         O.DECAY_SCALE,
         O.BACKEND,
         O.COUNT_PRIMING,
+        *O.SAFETY,
     ),
     plan=plan,
     group_checks=(check_fused_flags, check_tensor_hyperparameters),

@@ -35,6 +35,7 @@ class Stage:
         self.installs: list = []  # (state dict, {name: staged tensor})
         self.banks: list = []  # (bank, states, per-bucket counter updates)
         self.adopt: list = []  # (param, new state dict): entered into the state only if it holds something
+        self.after: list = []  # callables run once the step is applied
 
     def state_of(self, p) -> dict:
         """p's state, or a new dict that becomes its state when the step is applied (torch keeps none for SGD)."""
@@ -57,6 +58,8 @@ class Stage:
         for p, state in self.adopt:
             if state:
                 self.opt.state[p] = state
+        for done in self.after:
+            done()
 
     # ------------------------------------------------------------------ prepare
 
