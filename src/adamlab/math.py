@@ -1,7 +1,7 @@
 """The equations, one small function each, named after the math.
 
 Every function here is written with arithmetic operators plus a few primitives
-(``sqrt``, ``absolute``, ``maximum``, ``lerp``, ``add_scaled``, ``add_product``), so the same code runs on
+(``sqrt``, ``absolute``, ``maximum``, ``lerp``, ``add_scaled``, ``add_product``, ``select``), so the same code runs on
 three kinds of value:
 
 * Python floats (the per-step scalars computed by each record's plan,
@@ -49,6 +49,19 @@ def add_scaled(x, y, alpha):
         # a Tensor alpha (differentiable steps) has no fused form in torch
         return x + alpha * y if isinstance(alpha, torch.Tensor) else torch.add(x, y, alpha=alpha)
     return x.add_scaled(y, alpha)
+
+
+def select(condition, if_true, if_false):
+    """if_true when the per-step scalar condition is nonzero, else if_false; both sides are computed.
+
+    A branch that a step count decides, taken without a Python ``if`` on the count (a traced step holds it
+    as a tensor); on a Python number it is the plain conditional.
+    """
+    if isinstance(condition, (bool, int, float)):
+        return if_true if condition else if_false
+    if isinstance(condition, torch.Tensor):
+        return torch.where(condition != 0, if_true, if_false)
+    return condition.select(if_true, if_false)
 
 
 def add_product(x, a, b, value):

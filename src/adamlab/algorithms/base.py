@@ -27,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from .. import math as M
 
 DECAY_MODES = ("none", "l2", "decoupled")
@@ -172,7 +174,8 @@ def decay_scalars(group, mode: str) -> dict:
         factor = M.schedule_decay_factor(lr, base_lr(group), wd)
     else:
         factor = M.lr_decay_factor(lr, wd)
-    if bool(factor < 0):
+    # a Tensor lr in a traced step is checked when the graph is traced (a per-step check would sync)
+    if not (torch.is_tensor(factor) and torch.compiler.is_compiling()) and bool(factor < 0):
         raise ValueError(
             f"decoupled decay factor {float(factor):.4g} < 0 would flip the weights' sign: weight_decay={wd} "
             f"times the {'schedule multiplier lr/base_lr' if by_schedule else 'lr'} "

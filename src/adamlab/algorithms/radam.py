@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from .. import math as M
 from .. import validation as V
 from . import options as O
@@ -13,24 +15,34 @@ from .base import Algorithm, Config, Option, Plan, decay_mode, decay_scalars
 
 @dataclass(frozen=True)
 class RAdamConfig(Config):
-    rectified: bool = False  # this step uses the rectified adaptive update (rho_t > threshold)
+    #: this step uses the rectified adaptive update (rho_t > threshold); None: the per-step scalar
+    #: ``rectified`` (1 or 0) decides in the kernel, for a traced step whose step count is a tensor
+    rectified: bool | None = False
 
     def state_names(self):
         return ("exp_avg", "exp_avg_sq")
 
     def rule(self, p, g, st, s):
         p, _, m, v = decayed_moments(self, p, g, st, s)
-        if self.rectified:
-            p = M.radam_adaptive_step(p, m, v, s.lr, s.bias_correction1, s.bias_correction2_sqrt, s.eps, s.rect)
+
+        def adaptive():
+            return M.radam_adaptive_step(p, m, v, s.lr, s.bias_correction1, s.bias_correction2_sqrt, s.eps, s.rect)
+
+        def momentum():
+            return M.radam_momentum_step(p, m, s.lr, s.bias_correction1)
+
+        if self.rectified is None:
+            p = M.select(s.rectified, adaptive(), momentum())
         else:
-            p = M.radam_momentum_step(p, m, s.lr, s.bias_correction1)
+            p = adaptive() if self.rectified else momentum()
         return p, {"exp_avg": m, "exp_avg_sq": v}
 
 
 def plan(group, counters, fresh) -> Plan:
     step = counters["step"]
     beta1, beta2 = group["betas"]
-    rectified = bool(M.radam_rho(beta2, step) > group["rect_threshold"])
+    above = M.radam_rho(beta2, step) > group["rect_threshold"]
+    per_step = torch.is_tensor(step)  # a traced step: the kernel selects, Python never branches on the count
     mode = decay_mode(group)
     scalars = dict(
         beta1=beta1,
@@ -41,8 +53,11 @@ def plan(group, counters, fresh) -> Plan:
         bias_correction2_sqrt=M.bias_correction(beta2, step) ** 0.5,
         **decay_scalars(group, mode),
     )
-    if rectified:
-        scalars["rect"] = M.radam_rectification(beta2, step)
+    rectified = None if per_step else bool(above)
+    if per_step:
+        scalars["rectified"] = above.to(step.dtype)
+    if per_step or rectified:
+        scalars["rect"] = M.radam_rectification(beta2, step)  # NaN where rho_t <= 4: then never selected
     return Plan(RAdamConfig(group["maximize"], mode, rectified=rectified), scalars)
 
 
