@@ -89,9 +89,12 @@ def test_the_step_op_passes_opcheck():
     plan = ADAM.plan(group, Counters({"step": 3.0}, torch.float32), False)
     key = ops.register(plan.config, tuple(plan.scalars), "c", False)
     gen = torch.Generator().manual_seed(0)
-    arrays = [torch.randn(n, generator=gen).abs() for n in (7, 7, 7, 7, 100, 100, 100, 100)]
+    flat = [torch.randn(n, generator=gen).abs() for n in (7, 7, 7, 7, 100, 100, 100, 100)]
+    flat[0].requires_grad_()
     scalars = torch.tensor([list(plan.scalars.values())], dtype=torch.float64)
-    torch.library.opcheck(torch.ops.adamlab.step.default, (arrays, scalars, key, 4))
+    written, grads = ops.split(flat, 4)
+    assert all(a is b for a, b in zip(ops.slots(written, grads), flat, strict=True))
+    torch.library.opcheck(torch.ops.adamlab.step.default, (written, grads, scalars, key))
 
 
 def test_the_op_steps_rows_of_scalars_apart():

@@ -124,9 +124,9 @@ class Optimizer(torch.optim.Optimizer):
     # torch.compile(opt.step, fullgraph=True) traces it whether the scheduler was built before or after
     step._wrapped_by_lr_sched = True
 
-    def _init_group(self, group, gi, arrays):
+    def _init_group(self, group, gi, written, grads):
         """torch.compile runs this untraced at trace time (torch.optim's hook): see :mod:`.compiled`."""
-        return compiled.init_group(self, group, gi, arrays)
+        return compiled.init_group(self, group, gi, written, grads)
 
     def _amp_inputs(self):
         """(grad_scale or None, whether found_inf says to skip); set by torch.amp.GradScaler."""

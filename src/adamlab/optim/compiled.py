@@ -97,8 +97,9 @@ def _first_step_differs(record, group, dtype) -> bool:
     return fresh.config != later.config or fresh.scalars != later.scalars
 
 
-def init_group(opt, group: dict, gi: int, arrays: list) -> tuple:
-    """Prepare group ``gi`` for a traced step; fills ``arrays`` and returns (key, scalar names, width).
+def init_group(opt, group: dict, gi: int, written: list, grads: list) -> tuple:
+    """Prepare group ``gi`` for a traced step; fills the op's ``written`` and ``grads`` lists and returns
+    (key, scalar names).
 
     The key is "" when no param has a gradient and :data:`EAGER` when this step must run eagerly (the
     group is then left untouched).
@@ -108,16 +109,16 @@ def init_group(opt, group: dict, gi: int, arrays: list) -> tuple:
         opt._opt_called, opt.last_step_skipped = True, False
     params = [p for p in group["params"] if p.grad is not None]
     if not params:
-        return "", (), 0
+        return "", ()
     if _untraceable(opt, group, params) or (gi == 0 and opt._is_priming()):
-        return EAGER, (), 0
+        return EAGER, ()
     dtype = opt._counter_dtype(group)
     if any(not opt.state.get(p) for p in params) and _first_step_differs(record, group, dtype):
-        return EAGER, (), 0
+        return EAGER, ()
     stage = _TraceStage(opt)
     stage.add_group(gi, group, None, False)
     if stage.unsupported:
-        return EAGER, (), 0
+        return EAGER, ()
     stage.apply()  # new state and counter views enter the state now, as the eager step would at its end
     if stage.banks:
         bank = stage.banks[0][0]
@@ -129,12 +130,14 @@ def init_group(opt, group: dict, gi: int, arrays: list) -> tuple:
     cfg, names = plan.config, tuple(plan.scalars)
     backend = dispatch.choose(group.get("backend"), group.get("fused"), False, params[0].device)
     key = ops.register(cfg, names, backend, required=bool(group.get("fused")))
+    flat = []
     for p in params:
         state = opt.state[p]
-        arrays.extend([p, p.grad, *(state[n] for n in cfg.state_names())])
-    width = 2 + len(cfg.state_names())
-    ops.runner(arrays, [0.0] * len(names), key, width)  # kernels built and layouts checked now, not mid-graph
-    return key, names, width
+        flat.extend([p, p.grad, *(state[n] for n in cfg.state_names())])
+    ops.runner(flat, [0.0] * len(names), key, 2 + len(cfg.state_names()))  # kernels built now, not mid-graph
+    for into, arrays in zip((written, grads), ops.split(flat, 2 + len(cfg.state_names()))):
+        into.extend(arrays)  # lists Dynamo gave: it wraps each tensor with its source as a graph input
+    return key, names
 
 
 # ---------------------------------------------------------------- traced
@@ -156,15 +159,15 @@ def step(opt, closure=None):
             loss = closure()
     launches = []
     for gi, group in enumerate(opt.param_groups):
-        arrays = []
-        key, names, width = opt._init_group(group, gi, arrays)
+        written, grads = [], []
+        key, names = opt._init_group(group, gi, written, grads)
         if key == EAGER:
             return _eager_step(opt, loss)
         if key:
-            launches.append((gi, group, arrays, key, names, width))
+            launches.append((gi, group, written, grads, key, names))
     record = opt.algorithm
     with torch.no_grad():
-        for gi, group, arrays, key, names, width in launches:
+        for gi, group, written, grads, key, names in launches:
             bank = opt._counters.traced.get(gi)
             if bank is None:
                 counters, like = TensorCounters({}, torch.float64), torch.zeros(1, dtype=torch.float64)
@@ -172,7 +175,7 @@ def step(opt, closure=None):
                 counters = counters_of(record, bank.buffer, bank.buffer.dtype)
                 like = counters[record.counters[0]]
             plan = record.plan(group, counters, False)
-            torch.ops.adamlab.step(arrays, scalar_table(plan.scalars, names, like), key, width)
+            torch.ops.adamlab.step(written, grads, scalar_table(plan.scalars, names, like), key)
             if bank is not None:
                 _advance(record, bank.buffer, plan.counters)
     return loss
