@@ -67,6 +67,22 @@ def check_optional_bool(name: str, value) -> None:
         check_bool(name, value)
 
 
+def check_seed(name: str, value) -> None:
+    """A random seed: an integer in [0, 2^32)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if not 0 <= value < 2**32:
+        raise ValueError(f"{name} must be in [0, 2^32), got {value}")
+
+
+def check_low_precision(group: dict) -> None:
+    """Low-precision state and bf16 rounding run the non-differentiable backends only."""
+    if group.get("differentiable") and (group.get("state_precision") is not None
+                                        or group.get("param_update", "nearest") != "nearest"):
+        raise ValueError("differentiable=True needs state_precision=None and param_update='nearest': "
+                         "quantized state and stochastic rounding are not differentiable")
+
+
 def choice(*allowed):
     """A check that the value is one of ``allowed``."""
 

@@ -21,11 +21,17 @@ class Bucket:
     ``flat`` holds ``[p, g, *states]`` of each param end to end (states in
     ``cfg.state_names()`` order); ``slots`` is the same, one list per param.
     ``memo`` is a dict the optimizer keeps for this bucket between steps.
+
+    ``codecs`` names how each of p, g and the states is kept (:mod:`.storage`),
+    the same for every slot; then each array contributes its codec's buffers
+    to a slot, main buffer first. None: each array is one buffer, kept as its
+    dtype says.
     """
 
-    def __init__(self, cfg, scalars, flat: list, width: int, memo: dict | None = None):
+    def __init__(self, cfg, scalars, flat: list, width: int, memo: dict | None = None, codecs=None):
         self.cfg, self.scalars, self.flat, self.width = cfg, scalars, flat, width
         self.memo = {} if memo is None else memo
+        self.codecs = codecs
         self._signature = None
 
     @property
@@ -70,7 +76,8 @@ def prepare(bucket: Bucket, backend: str, required: bool, differentiable: bool =
     run_fused, rest = cpu.prepare(bucket, required)
     if not rest:
         return run_fused
-    leftover = Bucket(bucket.cfg, bucket.scalars, [a for slot in rest for a in slot], bucket.width)
+    leftover = Bucket(bucket.cfg, bucket.scalars, [a for slot in rest for a in slot], bucket.width,
+                      codecs=bucket.codecs)
 
     def run() -> None:
         run_fused()

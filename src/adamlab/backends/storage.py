@@ -1,24 +1,62 @@
-"""How each array is kept in memory: its load and store, per printer.
+"""How each array is kept in memory: its buffers, and their load and store, per printer.
 
 Storage is never a new rule: a rule computes in the compute type (fp32, or
 fp64 for fp64 params); a codec turns memory into that type on load and back
 on store, rounding once. Every printer takes its codec text from here.
+
+A codec owns one *main* buffer (the param itself, or the state tensor under
+the state's own key) and may own extra buffers (:class:`Buffer`): one value
+per element (a compensation term), per block of ``block`` elements (a
+block's scale) or per tensor (a random stream's key). A codec with a block
+stores through a per-block reduction: the printer keeps each block's new
+values in registers or cache, reduces them (``c_reduce``, a max of unsigned
+integers), and only then writes the block (``c_block_store``), all inside
+one pass over memory. Each printer has its own forms (``c_*`` for C,
+``torch_*`` for the reference backend); a new printer adds its own fields.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 
 @dataclass(frozen=True)
+class Buffer:
+    """An extra buffer of a codec: its C pointer suffix, its state key, dtype and extent."""
+
+    role: str  # the pointer is a_<array>_<role> in C
+    key: str  # state key, "{name}" standing for the array's name (exp_avg_absmax); unused for the param's own
+    dtype: torch.dtype
+    extent: str  # "element" (one per element), "block" (one per block) or "one" (one per tensor)
+
+
+@dataclass(frozen=True)
 class Codec:
     name: str
-    nbytes: int
+    nbytes: int  # bytes per element moved by a load or a store, extra buffers included (amortised)
     c_type: str  # the C element type in memory
-    c_load: str  # C expression of the compute value, from {x} (the element)
+    c_load: str  # C expression of the compute value, from {x} (the element), {a} (the pointer), {j} (the index)
     c_store: str  # C expression of the element, from {x} (a compute value)
+    buffers: tuple[Buffer, ...] = ()
+    main_key: str = "{name}"  # state key of the main buffer of a state array kept this way
+    block: int = 0  # elements per block of a codec that stores block by block; 0 for none
+    c_prelude: str = ""  # C helpers of this codec, printed once per kernel
+    c_setup: str = ""  # C statements once per chunk of a tensor ({a}: the pointer)
+    c_store_extra: str = ""  # C statements after the element was stored ({x}: the compute value, {a}, {j})
+    c_reduce: str = ""  # C uint32 expression, from {x}, whose max over the block c_block_store receives
+    c_block_store: str = ""  # C statements storing a block's kept values ({a}, {keep}, {n}, {max}, {blk}, {b0})
+    #: (buffers, start, stop, ctx) -> compute values of elements [start, stop); None: the main buffer, converted
+    torch_load: Callable | None = None
+    #: (value, buffers, start, stop, ctx) -> None, writing elements [start, stop); None: a rounding copy
+    torch_store: Callable | None = None
+
+    @property
+    def plain(self) -> bool:
+        """One buffer, one element at a time: a dtype conversion and nothing else."""
+        return not self.buffers and not self.block
 
 
 CODECS = {
@@ -33,6 +71,14 @@ CODECS = {
 
 DTYPE_CODEC = {torch.float64: "float64", torch.float32: "float32", torch.float16: "float16",
                torch.bfloat16: "bfloat16"}
+
+
+C_TYPES = {torch.float32: "float", torch.bfloat16: "uint16_t", torch.int64: "int64_t", torch.uint8: "uint8_t"}
+
+
+def register(*codecs: Codec) -> None:
+    for codec in codecs:
+        CODECS[codec.name] = codec
 
 
 def compute_type(param_codec: str) -> str:
@@ -83,3 +129,7 @@ static inline uint16_t float_to_fp16(float x) {
     return (uint16_t)(o | (sign >> 16));
 }
 """
+
+
+# the low-precision codecs; imported last, as they build on the definitions above
+from . import quantized, rounding  # noqa: E402, F401

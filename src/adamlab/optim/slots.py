@@ -15,6 +15,7 @@ import torch
 
 from .. import backends
 from ..backends.dispatch import Bucket
+from . import lowp, lowp_state, lowp_step
 from .counters import Counters
 
 
@@ -32,9 +33,13 @@ class Stage:
         self.opt = opt
         self.runs: list = []  # callables that write, in order
         self.installs: list = []  # (state dict, {name: staged tensor})
+        self.replacements: list = []  # (state dict, its whole new content): state converted to another format
         self.banks: list = []  # (bank, states, per-bucket counter updates)
 
     def apply(self) -> None:
+        for state, content in self.replacements:
+            state.clear()
+            state.update(content)
         for state, staged in self.installs:
             state.update(staged)
         for bank, states, _ in self.banks:
@@ -101,19 +106,29 @@ class Stage:
 
             plan = replace(plan, config=replace(plan.config, unscale=True),
                            scalars={**plan.scalars, "grad_scale": grad_scale})
-        return plan
+        return lowp.with_rounding_step(group, counters, plan)
 
     def _add_bucket(self, gi, group, plan, params, grads, differentiable, states=None) -> None:
         opt, cfg = self.opt, plan.config
         names = cfg.state_names()
-        memo = opt._memo.setdefault((tuple(map(id, params)), names), {})
         states = [opt.state[p] for p in params] if states is None else states
+        if lowp.active(group):
+            lowp_step.add(self, gi, group, plan, params, grads, differentiable, states)
+            return
+        memo = opt._memo.setdefault((tuple(map(id, params)), names, group.get("state_precision")), {})
         flat = self._flat_arrays(group, plan, params, grads, states, names, memo)
         bucket = Bucket(cfg, None, flat, 2 + len(names), memo)
+        self._ready(gi, group, plan, bucket, differentiable, params[0].device)
+
+    def _ready(self, gi, group, plan, bucket, differentiable, device, lay=None) -> None:
+        memo, names = bucket.memo, plan.config.state_names()
         if memo.get("signature") != bucket.signature():
-            _check_arrays(gi, names, bucket.slots)  # only when an array changed since it was last checked
+            if lay is None:  # only when an array changed since it was last checked
+                _check_arrays(gi, names, bucket.slots, lambda p: lowp.state_dtype(group, p))
+            else:
+                for slot in bucket.slots:
+                    lowp.check_slot(gi, lay, slot)
             memo["signature"] = bucket.signature()
-        device = params[0].device
         backend = backends.dispatch.choose(group.get("backend"), group.get("fused"), differentiable, device)
         scalars = plan.scalars if differentiable else {k: _float(v) for k, v in plan.scalars.items()}
         bucket.scalars = SimpleNamespace(**scalars)
@@ -139,6 +154,10 @@ class Stage:
         flat, arrays = [], []
         for p, g, state in zip(params, grads, states):
             missing = [n for n in names if n not in state]
+            if state and lowp_state.needs_conversion(opt, group, p, state, names) and (
+                    any(lowp_state.present(state, n) for n in missing) or not missing):
+                state = lowp_step.replace(self, state, lowp_state.convert(opt, group, p, state, 0))  # format changed
+                missing = []
             if missing:
                 if len(missing) != len(names):
                     raise KeyError(f"a param's state has {sorted(state)} but lacks {missing}")
@@ -207,7 +226,7 @@ def _float(x) -> float:
     return float(x.detach()) if torch.is_tensor(x) else float(x)
 
 
-def _check_arrays(gi: int, names, slots) -> None:
+def _check_arrays(gi: int, names, slots, state_dtype=None) -> None:
     """Every array must match its param's element count and the dtypes the update expects."""
     for slot in slots:
         n, dtype = slot[0].numel(), slot[0].dtype
@@ -216,7 +235,8 @@ def _check_arrays(gi: int, names, slots) -> None:
                 f"param group {gi}: a gradient of shape {tuple(slot[1].shape)} and dtype {slot[1].dtype} "
                 f"does not match its param of shape {tuple(slot[0].shape)} and dtype {dtype}"
             )
-        want = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+        want = state_dtype(slot[0]) if state_dtype is not None else (
+            torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype)
         for name, a in zip(names, slot[2:]):
             if a.numel() != n or a.dtype != want:
                 raise RuntimeError(
