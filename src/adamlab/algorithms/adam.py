@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import math as M
-from ..validation import check_fused_flags, check_low_precision
+from ..validation import check_fused_flags, check_low_precision, check_tensor_hyperparameters
 from . import options as O
 from .base import Algorithm, Config, Plan, decay_mode, decay_scalars, decayed_gradient
 
@@ -68,5 +68,5 @@ ADAM = Algorithm(
     + O.LOW_PRECISION,
     plan=plan,
     nonnegative_state=("exp_avg_sq", "max_exp_avg_sq"),
-    group_checks=(check_fused_flags, check_low_precision),
+    group_checks=(check_fused_flags, check_tensor_hyperparameters, check_low_precision),
 )
