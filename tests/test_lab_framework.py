@@ -69,7 +69,7 @@ def fake_claims(monkeypatch):
 
 
 def test_registry_order_and_selection(monkeypatch):
-    assert [name[:2] for name in registry.MODULES] == ["c1", "c2", "c3", "c4", "c5", "c6"]
+    assert [name[:2] for name in registry.MODULES] == ["c1", "c2", "c3", "c4", "c5", "c6", "c7"]
     monkeypatch.setattr(registry, "MODULES", ("c1_bias_correction", "c4_amsgrad", "c6_half_precision"))
     assert [c.id for c in registry.all_claims()] == ["C1", "C4", "C6"]
     assert [c.id for c in registry.select(["c6", " C1"])] == ["C1", "C6"]

@@ -18,6 +18,7 @@ MODULES = (
     "c4_amsgrad",
     "c5_generalisation",
     "c6_half_precision",
+    "c7_low_precision.claim",
 )
 
 
