@@ -6,12 +6,11 @@ Writes OUT_DIR/<mode>.pt: {case: {"params": full final params, "state": per para
 per key, in full (DTensors gathered, each rank's local absmax end to end)}}.
 """
 
-import os
 import sys
 
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+from two_ranks import spawn
 
 import adamlab
 
@@ -86,8 +85,6 @@ def sharded(rank, out, cases):
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{out}/rendezvous", rank=rank, world_size=2)
     mesh = init_device_mesh("cpu", (2,))
     results = {}
     for case in cases:
@@ -103,13 +100,12 @@ def sharded(rank, out, cases):
                          "first": first}
     if rank == 0:
         torch.save(results, f"{out}/sharded.pt")
-    dist.destroy_process_group()
 
 
 def main():
     out, mode, cases = sys.argv[1], sys.argv[2], sys.argv[3:]
     if mode == "sharded":
-        mp.spawn(sharded, args=(out, cases), nprocs=2, join=True)
+        spawn(sharded, out, cases)
         return
     torch.set_num_threads(1)
     results = {}
@@ -124,5 +120,4 @@ def main():
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     main()

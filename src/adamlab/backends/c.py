@@ -84,12 +84,12 @@ PLAIN_LOOP = """\
 {stores}
     }}"""
 
-# the element loop may be vectorised: iterations touch distinct elements, and the block reductions are maxima
+# the element loop may be vectorised: iterations touch distinct elements
 BLOCKED_LOOP = """\
     for (int64_t b0 = lo; b0 < hi; b0 += {block}) {{
         const int64_t b1 = b0 + {block} < hi ? b0 + {block} : hi, blk = b0 / {block};
 {block_setup}
-        #pragma omp simd{reduction}
+        #pragma omp simd
         for (int64_t j = b0; j < b1; j++) {{
 {loads}
 {body}
@@ -145,7 +145,7 @@ def _arrays(program: Program, used: dict[str, Codec], body: list[str], operand) 
     if len(blocks) > 1:
         raise ValueError(f"codecs with different block sizes in one kernel: {sorted(blocks)}")
     width = sum(1 + len(c.buffers) for c in used.values())
-    pointers, setups, loads, stores, block_setup, block_stores, reductions = [], [], [], [], [], [], []
+    pointers, setups, loads, stores, block_setup, block_stores = [], [], [], [], [], []
     slot = 0
     for name, codec in used.items():
         types = [codec.c_type] + [C_TYPES[b.dtype] for b in codec.buffers]
@@ -159,13 +159,10 @@ def _arrays(program: Program, used: dict[str, Codec], body: list[str], operand) 
     for name, value in program.stores:
         codec, a, x = used[name], f"a_{name}", operand(value, True)
         if codec.block:
-            block_setup.append(f"        T {a}_keep[{codec.block}]; uint32_t {a}_max = 0;")
+            block_setup.append(f"        T {a}_keep[{codec.block}];")
             stores.append(f"        {a}_keep[j - b0] = {x};")
-            stores.append(f"        {{ const uint32_t r = {codec.c_reduce.format(x=x)}; "
-                          f"{a}_max = r > {a}_max ? r : {a}_max; }}")
-            reductions.append(f"{a}_max")
-            block_stores.append("        " + codec.c_block_store.format(
-                a=a, keep=f"{a}_keep", n="b1 - b0", max=f"{a}_max", blk="blk", b0="b0"))
+            block_stores.append("        " + codec.c_block_store.format(a=a, keep=f"{a}_keep", n="b1 - b0", blk="blk",
+                                                                         b0="b0"))
         else:
             stores.append(f"        {a}[j] = {codec.c_store.format(x=x, a=a, j='j')};")
             if codec.c_store_extra:
@@ -175,7 +172,6 @@ def _arrays(program: Program, used: dict[str, Codec], body: list[str], operand) 
         return pointers + setups, PLAIN_LOOP.format(**parts)
     loop = BLOCKED_LOOP.format(
         block=blocks.pop(), block_setup="\n".join(block_setup), block_stores="\n".join(block_stores),
-        reduction=f" reduction(max: {', '.join(reductions)})" if reductions else "",
         **{k: "\n".join("    " + ln for ln in v.split("\n")) for k, v in parts.items()},
     )
     return pointers + setups, loop

@@ -77,10 +77,21 @@ static inline float q8u_decode(uint8_t code, float absmax) {
     const float c = (float)code;
     return nan_if(power_of(c * 0x1.020408p-8f, 2, 0x2fa00000u) * absmax, c == 255.0f);
 }
-static inline float q8_block_absmax(uint32_t max) { return float_of_bits(max) >= FLT_MIN ? float_of_bits(max) : 0.0f; }
-static inline void q8s_store_block(uint8_t* restrict codes, const float* restrict keep, int64_t n, uint32_t max,
+/* the block's largest finite |x|, 0 below the smallest normal: |x| as bits orders like the values; the
+   rare block with NaN or inf is reduced again without them */
+static inline float q8_block_absmax(const float* restrict keep, int64_t n) {
+    uint32_t top = 0;
+    _Pragma("omp simd reduction(max: top)")
+    for (int64_t k = 0; k < n; k++) { const uint32_t r = bits_of(keep[k]) & 0x7fffffffu; top = r > top ? r : top; }
+    if (top >= 0x7f800000u) {
+        top = 0;
+        for (int64_t k = 0; k < n; k++) { const uint32_t r = finite_abs_bits(keep[k]); top = r > top ? r : top; }
+    }
+    return float_of_bits(top) >= FLT_MIN ? float_of_bits(top) : 0.0f;
+}
+static inline void q8s_store_block(uint8_t* restrict codes, const float* restrict keep, int64_t n,
                                    float* restrict absmax) {
-    const float m = q8_block_absmax(max), inv = q8_inverse(m);
+    const float m = q8_block_absmax(keep, n), inv = q8_inverse(m);
     *absmax = m;
     for (int64_t k = 0; k < n; k++) {
         const float x = keep[k];
@@ -88,9 +99,9 @@ static inline void q8s_store_block(uint8_t* restrict codes, const float* restric
         codes[k] = (bits_of(x) & 0x7fffffffu) < 0x7f800000u ? (uint8_t)c : (uint8_t)0x80u;
     }
 }
-static inline void q8u_store_block(uint8_t* restrict codes, const float* restrict keep, int64_t n, uint32_t max,
+static inline void q8u_store_block(uint8_t* restrict codes, const float* restrict keep, int64_t n,
                                    float* restrict absmax) {
-    const float m = q8_block_absmax(max), inv = q8_inverse(m);
+    const float m = q8_block_absmax(keep, n), inv = q8_inverse(m);
     *absmax = m;
     for (int64_t k = 0; k < n; k++) {
         const float x = keep[k];
@@ -186,8 +197,8 @@ ABSMAX = Buffer("absmax", "{name}_absmax", torch.float32, "block")
 def _codec(name: str, prefix: str) -> Codec:
     return Codec(
         name, 1, "uint8_t", f"{prefix}_decode({{x}}, {{a}}_absmax[blk])", "", buffers=(ABSMAX,),
-        main_key="{name}_codes", block=BLOCK, c_prelude=C_PRELUDE, c_reduce="finite_abs_bits({x})",
-        c_block_store=f"{prefix}_store_block({{a}} + {{b0}}, {{keep}}, {{n}}, {{max}}, {{a}}_absmax + {{blk}});",
+        main_key="{name}_codes", block=BLOCK, c_prelude=C_PRELUDE,
+        c_block_store=f"{prefix}_store_block({{a}} + {{b0}}, {{keep}}, {{n}}, {{a}}_absmax + {{blk}});",
         torch_load=_loader(name), torch_store=_storer(name),
     )
 

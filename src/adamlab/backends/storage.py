@@ -9,9 +9,9 @@ the state's own key) and may own extra buffers (:class:`Buffer`): one value
 per element (a compensation term), per block of ``block`` elements (a
 block's scale) or per tensor (a random stream's key). A codec with a block
 stores through a per-block reduction: the printer keeps each block's new
-values in registers or cache, reduces them (``c_reduce``, a max of unsigned
-integers), and only then writes the block (``c_block_store``), all inside
-one pass over memory. Each printer has its own forms (``c_*`` for C,
+values in registers or cache, and the block's store reduces them (its
+absmax) before it writes the codes and the scale (``c_block_store``), all
+inside one pass over memory. Each printer has its own forms (``c_*`` for C,
 ``torch_*`` for the reference backend); a new printer adds its own fields.
 """
 
@@ -46,8 +46,7 @@ class Codec:
     c_prelude: str = ""  # C helpers of this codec, printed once per kernel
     c_setup: str = ""  # C statements once per chunk of a tensor ({a}: the pointer)
     c_store_extra: str = ""  # C statements after the element was stored ({x}: the compute value, {a}, {j})
-    c_reduce: str = ""  # C uint32 expression, from {x}, whose max over the block c_block_store receives
-    c_block_store: str = ""  # C statements storing a block's kept values ({a}, {keep}, {n}, {max}, {blk}, {b0})
+    c_block_store: str = ""  # C statements storing a block's kept values ({a}, {keep}, {n}, {blk}, {b0})
     #: (buffers, start, stop, ctx) -> compute values of elements [start, stop); None: the main buffer, converted
     torch_load: Callable | None = None
     #: (value, buffers, start, stop, ctx) -> None, writing elements [start, stop); None: a rounding copy

@@ -96,6 +96,19 @@ def _curve(losses: list[float]) -> list[float]:
     return [float(np.mean(losses[i : i + CURVE_EVERY])) for i in range(0, len(losses), CURVE_EVERY)]
 
 
+def _fit(model, opt, sched, batches, loss_fn) -> list[float]:
+    """One optimizer and scheduler step per (x, y) batch; the training losses."""
+    losses = []
+    for x, y in batches:
+        loss = loss_fn(model, x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+    return losses
+
+
 def _lm_loss(model, x, y) -> torch.Tensor:
     logits = model(x).float()
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
@@ -109,14 +122,8 @@ def train_lm(job: Job) -> dict:
     opt = _optimizer(model.parameters(), job.config, s.lm_lr, job.seed)
     sched = LambdaLR(opt, adamlab.schedules.warmup_cosine(s.lm_steps // 10, s.lm_steps))
     starts = data.train_starts(s.lm_steps, s.lm_batch, s.lm_context, job.seed)
-    losses = []
-    for step in range(s.lm_steps):
-        loss = _lm_loss(model, *data.batch(data.train, starts[step], s.lm_context))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
+    batches = (data.batch(data.train, starts[step], s.lm_context) for step in range(s.lm_steps))
+    losses = _fit(model, opt, sched, batches, _lm_loss)
     with torch.no_grad():
         windows = data.val_starts(s.val_windows, s.lm_context).split(64)
         val = float(np.mean([_lm_loss(model, *data.batch(data.val, w, s.lm_context)).item() for w in windows]))
@@ -137,15 +144,9 @@ def train_digits(job: Job) -> dict:
     sched = LambdaLR(opt, adamlab.schedules.warmup_cosine(s.digits_steps // 10, s.digits_steps))
     gen = torch.Generator().manual_seed(job.seed)
     x, y = splits["train"].x.to(dtype), splits["train"].y
-    losses = []
-    for _ in range(s.digits_steps):
-        batch = torch.randint(0, len(y), (s.digits_batch,), generator=gen)
-        loss = F.cross_entropy(model(x[batch]).float(), y[batch])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
+    picks = (torch.randint(0, len(y), (s.digits_batch,), generator=gen) for _ in range(s.digits_steps))
+    losses = _fit(model, opt, sched, ((x[b], y[b]) for b in picks),
+                  lambda m, xb, yb: F.cross_entropy(m(xb).float(), yb))
     with torch.no_grad():
         val = F.cross_entropy(model(splits["val"].x.to(dtype)).float(), splits["val"].y).item()
     return {"final_val_loss": val, "curve": _curve(losses), **_memory(opt, model)}
