@@ -20,9 +20,11 @@ from oracle import Reference
 import adamlab
 from adamlab.backends import quantized
 
-LOW = ("Adam", "AdamW", "RAdam", "NAdam", "Adamax")
+LOW = ("Adam", "AdamW", "RAdam", "NAdam", "Adamax", "RMSprop", "Adagrad")
 MOMENT_CASES = [by_name(n) for n in ("adam", "adam_amsgrad", "adamw_wd", "radam", "radam_decoupled", "nadam",
-                                     "nadam_l2", "adamax", "adamax_l2_maximize", "adam_no_bias_correction")]
+                                     "nadam_l2", "adamax", "adamax_l2_maximize", "adam_no_bias_correction",
+                                     "rmsprop_centered_momentum", "rmsprop_l2_maximize", "sgd_nesterov",
+                                     "sgd_dampening", "adagrad_initial_accumulator")]
 BACKENDS = ("c", "reference")
 
 
@@ -86,38 +88,43 @@ def round_bf16(x: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("case", params(MOMENT_CASES))
 def test_bf16_state_follows_the_equations_with_moments_rounded_to_bf16(case, backend):
+    """Much nearer the equations with bf16-rounded moments than the same equations in float64."""
     gen = torch.Generator().manual_seed(4)
     p = torch.randn(6000, generator=gen)
-    expected = p.double().numpy().copy()
-    ref = Reference(case.algorithm, case.hyper(), initial_lr=case.lr)
+    rounded, exact = p.double().numpy().copy(), p.double().numpy().copy()
+    refs = [Reference(case.algorithm, case.hyper(), initial_lr=case.lr) for _ in range(2)]
     opt = case.make([p], state_precision="bf16", backend=backend)
     for t in range(1, 31):
         lr = case.lr * lr_multiplier(t)
         opt.param_groups[0]["lr"] = lr
         p.grad = torch.randn(6000, generator=gen) * 1e-2
         opt.step()
-        ref.step([expected], [p.grad.double().numpy()], lr)
-        for st in ref.state:
+        for ref, expected in zip(refs, (rounded, exact)):
+            ref.step([expected], [p.grad.double().numpy()], lr)
+        for st in refs[0].state:
             for key in st:
                 st[key] = round_bf16(np.asarray(st[key]))
     assert {v.dtype for k, v in opt.state[p].items() if k not in ("step", "mu_product")} == {torch.bfloat16}
-    # a moment on a bf16 rounding boundary may round the other way once: a difference of a fraction of lr
-    assert np.abs(p.double().numpy() - expected).max() <= 0.05 * case.lr
+    ours = p.double().numpy()
+    near, far = np.abs(ours - rounded), np.abs(ours - exact)
+    assert np.median(near) < 0.1 * np.median(far)  # a moment on a rounding boundary may round the other way
+    assert near.max() <= 0.2 * case.lr
 
 
 # ---------------------------------------------------------------- 8-bit state
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("name", ["Adam", "AdamW", "RAdam", "NAdam", "Adamax"])
+@pytest.mark.parametrize("name", ["Adam", "AdamW", "RAdam", "NAdam", "Adamax", "RMSprop", "Adagrad", "SGD"])
 def test_one_8bit_step_agrees_with_one_torch_step_from_the_same_state(name, backend):
     """bitsandbytes' check: from the same state, one 8-bit step against one fp32 torch.optim step, re-synced."""
     gen = torch.Generator().manual_seed(0)
     shape = (64, 4097)  # not a multiple of the block
     p = torch.randn(shape, generator=gen)
     q = p.clone()
-    ours = getattr(adamlab, name)([p], lr=1e-3, state_precision="8bit", backend=backend)
-    theirs = getattr(torch.optim, name)([q], lr=1e-3)
+    extra = {"momentum": 0.9} if name == "SGD" else {}
+    ours = getattr(adamlab, name)([p], lr=1e-3, state_precision="8bit", backend=backend, **extra)
+    theirs = getattr(torch.optim, name)([q], lr=1e-3, **extra)
     for _ in range(8):
         p.grad = torch.randn(shape, generator=gen) * 1e-2
         q.grad = p.grad.clone()
@@ -305,3 +312,15 @@ def test_changing_state_precision_between_steps_converts_the_state():
         p.grad = torch.randn(10_000, generator=gen)
         opt.step()
     assert "exp_avg_codes" in opt.state[p] and "exp_avg" not in opt.state[p]
+
+
+def test_sparse_gradients_with_low_precision_state_are_refused_before_anything_changes():
+    emb = torch.nn.Embedding(5000, 4, sparse=True)
+    opt = adamlab.SGD(emb.parameters(), lr=0.1, momentum=0.9, state_precision="8bit")
+    emb(torch.tensor([1, 2])).sum().backward()
+    before = snapshot(opt)
+    weight = emb.weight.detach().clone()
+    with pytest.raises(RuntimeError, match="sparse"):
+        opt.step()
+    assert_same_snapshot(snapshot(opt), before)
+    assert torch.equal(emb.weight, weight)

@@ -102,7 +102,7 @@ def test_an_8bit_checkpoint_expands_for_torch_optim():
     m = model()
     ours = adamlab.AdamW(m.parameters(), lr=1e-2, state_precision="8bit")
     train(m, ours, 5, seed=0)
-    expanded = lowp_state.expand_state_dict(through_bytes(ours.state_dict()))
+    expanded = adamlab.expand_state_dict(through_bytes(ours.state_dict()))
     assert lowp_state.FORMAT_KEY not in expanded and "state_precision" not in expanded["param_groups"][0]
     theirs = torch.optim.AdamW(m.parameters(), lr=1e-2)
     theirs.load_state_dict(through_bytes(expanded))

@@ -2,8 +2,8 @@
 
 from . import math, schedules
 from .groups import param_groups
-from .optim import SGD, Adagrad, Adam, Adamax, AdamW, NAdam, Optimizer, RAdam, RMSprop
+from .optim import SGD, Adagrad, Adam, Adamax, AdamW, NAdam, Optimizer, RAdam, RMSprop, expand_state_dict
 
 __all__ = ["Adam", "AdamW", "RAdam", "NAdam", "Adamax", "Adagrad", "SGD", "RMSprop", "Optimizer", "param_groups",
-           "schedules", "math"]
+           "expand_state_dict", "schedules", "math"]
 __version__ = "0.1.0"

@@ -59,6 +59,12 @@ def check_param(group: dict, p: torch.Tensor) -> None:
         raise ValueError(f"param_update={mode!r} is for bf16 params; an fp16 param accepts only 'nearest'")
 
 
+def check_sparse(group: dict) -> None:
+    if active(group):
+        raise RuntimeError("sparse gradients need state_precision=None and param_update='nearest': the sparse "
+                           "step updates torch tensors in place, not quantized state")
+
+
 def with_rounding_step(group: dict, counters, plan):
     """Stochastic rounding draws per step: the plan gains the step number as a scalar."""
     if group.get("param_update") != "stochastic" or "step" not in counters:

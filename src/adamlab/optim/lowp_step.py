@@ -89,6 +89,8 @@ def _plan_buckets(stage, gi, group, plan, params, states) -> list:
 def _fresh(opt, group, plan, p, lay, stream) -> dict:
     if lay is None:
         return opt._new_state(p, group, plan)
+    if opt.algorithm.state_fill:  # a state that does not start at zero (Adagrad's sum): coded from its start
+        return lowp_state.convert(opt, group, p, opt._new_state(p, group, plan), stream)
     return lowp.new_buffers(p, lay, group.get("rounding_seed", 0), stream)
 
 

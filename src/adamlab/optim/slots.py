@@ -217,6 +217,7 @@ class Stage:
 
     def _add_sparse(self, group, pairs) -> None:
         opt, record = self.opt, self.opt.algorithm
+        lowp.check_sparse(group)
         if record.sparse_check is not None:
             record.sparse_check(group)
         dtype = opt._counter_dtype(group)
