@@ -484,3 +484,15 @@ def test_monitored_steps_do_not_sync_the_device():
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert monitor.latest["group0/update_rms"] == 0  # no step ran between the hooks
+
+
+def test_overhead_benchmark_runs_and_reports_its_ratios():
+    """The benchmark's plumbing only (timings are never asserted)."""
+    from adamlab.monitor import bench
+
+    row = bench.measure([(256,), (64,)], torch.float32, every=3, repeats=2)
+    assert row["plain_s"] > 0 and row["monitored_s"] > 0 and row["hooks_s"] > 0
+    assert row["amortised"] == pytest.approx(
+        1 + (row["monitored_step"] - 1) / 3 + 2 / 3 * row["hooks_s"] / row["plain_s"])
+    text = bench.table([{"case": "tiny", "params": 320, "tensors": 2, "every": 3, **row}])
+    assert "tiny" in text and "amortised" in text

@@ -22,12 +22,12 @@ from typing import Any
 import torch
 
 from ..algorithms import apply_update
+from ..optim.base import HALF
 from ..optim.counters import Counters, step_dtype
 from .sampling import Sampler, gather, real_local
-from .stats import Histogram, Sums, accumulate_dtype, finish
+from .stats import Histogram, Sums, accumulate_dtype, finish, sum_of_squares
 from .views import view_of
 
-HALF = (torch.float16, torch.bfloat16)
 #: where an optimizer with skip_nonfinite keeps its counters (read with getattr: absent elsewhere)
 SKIP_COUNTERS = ("consecutive_skips", "total_skips", "last_good_step")
 
@@ -73,7 +73,7 @@ class Monitor:
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, every: int = 1, *, per_param: bool = False,
-                 sample: int | None = 16384, percentiles: Iterable[float] = (1, 50, 99), bins_per_octave: int = 32,
+                 sample: int | None = 4096, percentiles: Iterable[float] = (1, 50, 99), bins_per_octave: int = 32,
                  read_every: int = 1, callback: Callable | Iterable[Callable] | None = None,
                  model: torch.nn.Module | None = None, keep_history: bool = True, seed: int = 0):
         if not isinstance(optimizer, torch.optim.Optimizer):
@@ -101,6 +101,8 @@ class Monitor:
         self._snapshot = None
         self._pending: list[dict] = []
         self._history: list[dict] = []
+        self._latest: dict | None = None
+        self._weight_cache: dict = {}
         self._handles = [optimizer.register_step_pre_hook(self._before),
                          optimizer.register_step_post_hook(self._after)]
 
@@ -114,6 +116,7 @@ class Monitor:
         tensors = [v for r in pending for v in r.values() if torch.is_tensor(v)]
         values = iter(_to_floats(tensors))
         records = [{k: next(values) if torch.is_tensor(v) else float(v) for k, v in r.items()} for r in pending]
+        self._latest = records[-1]
         if self.keep_history:
             self._history.extend(records)
         for record in records:
@@ -130,10 +133,8 @@ class Monitor:
     @property
     def latest(self) -> dict[str, float] | None:
         """The newest record, or None before the first monitored step."""
-        if self._pending:
-            records = self.read()
-            return records[-1]
-        return self._history[-1] if self._history else None
+        self.read()
+        return self._latest
 
     def series(self, key: str) -> tuple[list[float], list[float]]:
         """(steps, values) of one key over the history, for plotting."""
@@ -148,6 +149,8 @@ class Monitor:
 
     def close(self) -> None:
         """Read what is pending, remove the hooks, close the callbacks that can be closed."""
+        if not self._handles:
+            return  # closed already
         self.read()
         for handle in self._handles:
             handle.remove()
@@ -172,8 +175,10 @@ class Monitor:
         self._snapshot = None
         if (self._calls - 1) % self.every:
             return
+        # a closure computes the grads inside step(): then every param may step
+        closure = (args[0] if args else kwargs.get("closure")) is not None
         with torch.no_grad(), _one_thread():
-            self._snapshot = [self._snap_group(gi, g) for gi, g in enumerate(optimizer.param_groups)]
+            self._snapshot = [self._snap_group(gi, g, closure) for gi, g in enumerate(optimizer.param_groups)]
 
     def _after(self, optimizer, args, kwargs) -> None:
         snapshot, self._snapshot = self._snapshot, None
@@ -187,15 +192,15 @@ class Monitor:
 
     # ---------------------------------------------------------------- before the step
 
-    def _snap_group(self, gi: int, group: dict) -> list[_ParamSnap]:
+    def _snap_group(self, gi: int, group: dict, closure: bool) -> list[_ParamSnap]:
         opt, record = self.optimizer, self._record
-        params = list(group["params"])
-        locals_ = [real_local(p.detach()) for p in params]
+        params = [(j, p) for j, p in enumerate(group["params"]) if closure or p.grad is not None]
+        locals_ = [real_local(p.detach()) for _, p in params]
         norms = _norms(locals_)
         names = group.get("param_names")
         plans: dict = {}
         snaps = []
-        for j, (p, local, norm) in enumerate(zip(params, locals_, norms)):
+        for (j, p), local, norm in zip(params, locals_, norms):
             positions = self._sampler.positions((gi, j), p, local)
             old = gather(local, positions, copy=True).float()
             state = opt.state.get(p) or {}  # .get: never create an entry in torch's defaultdict
@@ -267,7 +272,8 @@ class Monitor:
                     return False
         return True if told else None
 
-    def _applies(self, group, snaps) -> set:
+    def _applies(self, group) -> set:
+        """The optional statistics of this group: fixed by the optimizer and the group, not by the step."""
         out = set()
         view = self._view
         if view is not None:
@@ -279,33 +285,40 @@ class Monitor:
             out.add("radam")
         if self._record is not None and "step" in self._record.counters:
             out.add("t")
-        if any(s.param.dtype in HALF for s in snaps) and self._record is not None:
+        if self._record is not None and any(p.dtype in HALF for p in group["params"]):
             out.add("half")
         return out
 
     def _group_stats(self, group, snaps, skipped) -> dict:
-        applies = self._applies(group, snaps)
+        applies = self._applies(group)
         stepped = [s for s in snaps if s.param.grad is not None and not s.param.grad.is_sparse]
         device = snaps[0].local.device if snaps else torch.device("cpu")
         dtype = accumulate_dtype(device)
-        new_sums = lambda: Sums(Histogram(self.bins_per_octave, device, dtype) if self._view else None)
+        new_sums = lambda: Sums(Histogram(self.bins_per_octave, device, torch.float32) if self._view else None,
+                                dtype)
         group_sums, out = new_sums(), {}
         grad_norms = _norms([real_local(s.param.grad) for s in stepped])
-        for s, gnorm in zip(stepped, grad_norms):
-            sums = new_sums() if self.per_param else group_sums
-            sums.terms["grad_sq"].append(gnorm.to(dtype) ** 2)
-            if not skipped:
-                sums.numel += s.local.numel()
-                sums.terms["param_sq"].append(s.norm.to(dtype) ** 2)
-                self._host_terms(sums, s)
-            if self.per_param:  # finished at once: one param's histogram alive at a time
+        if self.per_param:
+            for s, gnorm in zip(stepped, grad_norms):
+                sums = new_sums()
+                sums.terms["grad_sq"].append(sum_of_squares([gnorm], dtype))
                 if not skipped:
-                    self._add_bucket(sums, [s], dtype)
+                    sums.numel += s.local.numel()
+                    sums.terms["param_sq"].append(sum_of_squares([s.norm], dtype))
+                    self._host_terms(sums, s)
+                    self._add_bucket(sums, [s])
+                # finished at once: one param's histogram alive at a time
                 out.update({f"{s.name}/{k}": v for k, v in finish(sums, self.percentiles, applies).items()})
                 group_sums.merge(sums)
-        if not skipped and not self.per_param:
-            for bucket in _buckets(stepped):
-                self._add_bucket(group_sums, bucket, dtype)
+        elif stepped:
+            group_sums.terms["grad_sq"].append(sum_of_squares(grad_norms, dtype))
+            if not skipped:
+                group_sums.numel += sum(s.local.numel() for s in stepped)
+                group_sums.terms["param_sq"].append(sum_of_squares([s.norm for s in stepped], dtype))
+                for s in stepped:
+                    self._host_terms(group_sums, s)
+                for bucket in _buckets(stepped):
+                    self._add_bucket(group_sums, bucket)
         out.update(finish(group_sums, self.percentiles, applies))
         return out
 
@@ -317,11 +330,11 @@ class Monitor:
             sums.host["rect"].append((n, float(s.plan.scalars.get("rect", float("nan")))))
             sums.host["rectified"].append((n, float(s.plan.config.rectified)))
 
-    def _add_bucket(self, sums: Sums, bucket: list[_ParamSnap], dtype) -> None:
+    def _add_bucket(self, sums: Sums, bucket: list[_ParamSnap]) -> None:
         """Coordinates of params that share one plan and one precision class, concatenated."""
         first = bucket[0]
         cat = lambda xs: xs[0] if len(xs) == 1 else torch.cat(xs)
-        w = cat([torch.full((s.old.numel(),), s.weight, dtype=dtype, device=s.old.device) for s in bucket])
+        w = self._weights(bucket)
         old = cat([s.old for s in bucket])
         new = cat([gather(s.local, s.positions).float() for s in bucket])
         pre = intended = None
@@ -336,6 +349,17 @@ class Monitor:
             # the grad is read after the step, so unscaled by it where AMP scaled it: no unscale here
             intended, _, _ = apply_update(cfg, old, grad, state, scalars)
         sums.add_coordinates(w, old, new, pre, intended, first.param.dtype)
+
+    def _weights(self, bucket: list[_ParamSnap]) -> torch.Tensor:
+        """Each sampled coordinate's weight, built on the device once per bucket layout."""
+        key = tuple((id(s.param), s.old.numel(), s.weight) for s in bucket)
+        w = self._weight_cache.get(key)
+        if w is None:
+            if len(self._weight_cache) > 64:  # the set of params with grads keeps changing
+                self._weight_cache.clear()
+            parts = [torch.full((s.old.numel(),), s.weight, device=s.old.device) for s in bucket]
+            w = self._weight_cache[key] = torch.cat(parts)
+        return w
 
     def _post_state(self, s: _ParamSnap, name: str) -> torch.Tensor:
         return gather(real_local(self.optimizer.state[s.param][name]), s.positions).float()

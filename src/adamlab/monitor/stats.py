@@ -14,6 +14,7 @@ interpolated log-linearly.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 
 import torch
@@ -23,8 +24,16 @@ NAN = float("nan")
 
 
 def accumulate_dtype(device: torch.device) -> torch.dtype:
-    """float64 for the sums, where the device has it."""
+    """float64 for the totals (0-d), where the device has it; samples and weights stay fp32."""
     return torch.float32 if device.type == "mps" else torch.float64
+
+
+def sum_of_squares(norms: list[torch.Tensor], dtype) -> torch.Tensor:
+    """sum of norm^2 over 0-d norms of mixed dtypes, in a few ops (one stack per dtype)."""
+    by_dtype: dict = {}
+    for n in norms:
+        by_dtype.setdefault(n.dtype, []).append(n)
+    return torch.stack([torch.stack(ns).to(dtype).square().sum() for ns in by_dtype.values()]).sum()
 
 
 def ulp(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -53,8 +62,8 @@ class Histogram:
     def add(self, x: torch.Tensor, weight: torch.Tensor) -> None:
         """Count each x (> 0) with its weight; 0 and inf land in the end bins, NaN in the first."""
         position = torch.log2(x).mul_(self.per_octave).sub_(LOG2_RANGE[0] * self.per_octave).floor_()
-        index = position.nan_to_num_(0.0).long().clamp_(0, self.counts.numel() - 1)
-        self.counts.index_add_(0, index, weight.to(self.counts.dtype))
+        index = position.nan_to_num_(0.0).int().clamp_(0, self.counts.numel() - 1)
+        self.counts.index_add_(0, index, weight)
 
     def merge(self, other: Histogram) -> None:
         self.counts += other.counts
@@ -62,7 +71,7 @@ class Histogram:
     def percentiles(self, qs) -> torch.Tensor:
         """The values below which q% of the weight lies, for each q (NaN when empty)."""
         cum = self.counts.cumsum(0)
-        target = torch.tensor(qs, device=cum.device, dtype=cum.dtype) / 100 * cum[-1]
+        target = _fractions(tuple(qs), cum.device, cum.dtype) * cum[-1]
         b = torch.searchsorted(cum, target).clamp(max=cum.numel() - 1)
         before = torch.where(b > 0, cum[(b - 1).clamp(min=0)], 0.0)
         inside = ((target - before) / self.counts[b]).nan_to_num(0.0).clamp(0, 1)
@@ -70,10 +79,17 @@ class Histogram:
         return torch.where(cum[-1] > 0, value, NAN)
 
 
+@functools.lru_cache(maxsize=16)
+def _fractions(qs, device, dtype) -> torch.Tensor:
+    """Percentiles as fractions, on the device once (a copy per call would wait for the device)."""
+    return torch.tensor(qs, dtype=dtype).div(100).to(device)
+
+
 class Sums:
     """Weighted sums over the sampled coordinates of some params: 0-d device tensors and host floats."""
 
-    def __init__(self, histogram: Histogram | None):
+    def __init__(self, histogram: Histogram | None, dtype=torch.float64):
+        self.dtype = dtype  # of the totals
         self.numel = 0  # coordinates of those params: what the weights add up to
         self.terms = defaultdict(list)  # name -> 0-d tensors to add
         self.host = defaultdict(list)  # name -> (numel, float) pairs for a numel-weighted mean
@@ -90,7 +106,7 @@ class Sums:
 
     def total(self, name):
         xs = self.terms.get(name)
-        return torch.stack(xs).sum() if xs else None
+        return torch.stack(xs).to(self.dtype).sum() if xs else None
 
     def mean_host(self, name) -> float:
         rows = self.host.get(name)
@@ -101,7 +117,7 @@ class Sums:
         """One bucket's samples: weights ``w``, the params before/after in fp32, the preconditioner,
         and for half-precision params the fp32 result the step rounded (``intended``)."""
         t = self.terms
-        wsum = lambda x: torch.dot(w, x.to(w.dtype))  # one fused multiply-and-add pass
+        wsum = lambda x: torch.dot(w, x.to(w.dtype))  # fp32 samples: no float64 copy of a vector
         t["update_sq"].append(wsum((new - old).square_()))
         if pre is not None:
             if pre.root is not None:
