@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import math as M
-from ..validation import check_fused_flags
+from ..validation import check_fused_flags, check_tensor_hyperparameters
 from . import options as O
 from .base import Algorithm, Config, Plan, decay_mode, decay_scalars, decayed_gradient
 
@@ -64,7 +64,9 @@ ADAM = Algorithm(
         O.BIAS_CORRECTION,
         O.DECAY_SCALE,
         O.BACKEND,
+        O.COUNT_PRIMING,
+        *O.SAFETY,
     ),
     plan=plan,
-    group_checks=(check_fused_flags,),
+    group_checks=(check_fused_flags, check_tensor_hyperparameters),
 )

@@ -52,16 +52,18 @@ RMSPROP = Algorithm(
         Option("alpha", 0.99, "Smoothing constant of the squared-gradient EMA.", V.check_unit_interval),
         O.eps(1e-8),
         O.weight_decay(doc="L2 weight decay lambda, added to the gradient."),
-        Option("momentum", 0.0, "Momentum factor on the normalised step.", V.check_nonnegative),
-        Option("centered", False, "Divide by an estimate of the variance, sqrt(v - gbar^2) (Graves 2013).",
-               V.check_bool),
+        *O.late(
+            Option("momentum", 0.0, "Momentum factor on the normalised step.", V.check_nonnegative),
+            Option("centered", False, "Divide by an estimate of the variance, sqrt(v - gbar^2) (Graves 2013).",
+                   V.check_bool),
+        ),
         O.CAPTURABLE,
         O.FOREACH,
         O.MAXIMIZE,
         O.DIFFERENTIABLE,
     )
     + O.beyond_torch(O.FUSED)
-    + (O.BACKEND,),
+    + (O.BACKEND, O.COUNT_PRIMING, *O.SAFETY),
     plan=plan,
     group_checks=(V.check_fused_flags,),
 )
