@@ -366,16 +366,29 @@ def test_a_skipped_step_is_reported():
     assert math.isnan(second["group0/update_rms"]) and math.isnan(second["group0/effective_step_p50"])
 
 
-def test_skip_counters_when_the_optimizer_has_them():
+def test_skip_counters_follow_skip_nonfinite():
+    """The counters the optimizer keeps in its groups, on each record, as they were after that step."""
     p = torch.nn.Parameter(torch.randn(5))
-    try:
-        opt = adamlab.Adam([p], skip_nonfinite=True)
-    except TypeError:
-        pytest.skip("this build has no skip_nonfinite")
+    opt = adamlab.Adam([p], skip_nonfinite=True)
     monitor = adamlab.Monitor(opt)
-    p.grad = torch.full((5,), float("nan"))
+    grads = [torch.randn(5), torch.full((5,), float("nan")), torch.full((5,), float("inf")), torch.randn(5)]
+    for g in grads:
+        p.grad = g.clone()
+        opt.step()
+    rows = [(r["step_skipped"], r["skip/nonfinite_skips"], r["skip/nonfinite_streak"], r["skip/last_good_step"])
+            for r in monitor.history]
+    assert rows == [(0, 0, 0, 1), (1, 1, 1, 1), (1, 2, 2, 1), (0, 2, 0, 2)]
+    assert math.isnan(monitor.history[1]["group0/update_rms"])
+    assert monitor.history[3]["group0/t"] == 2  # the skipped steps were not counted
+
+
+def test_no_skip_counters_without_skip_nonfinite():
+    p = torch.nn.Parameter(torch.randn(5))
+    opt = adamlab.Adam([p])
+    monitor = adamlab.Monitor(opt)
+    p.grad = torch.randn(5)
     opt.step()
-    assert any(k.startswith("skip/") for k in monitor.latest)
+    assert not any(k.startswith("skip/") for k in monitor.latest)
 
 
 def test_csv_writer_and_callback_see_the_history(tmp_path):
@@ -470,20 +483,31 @@ def test_torch_optimizers_get_the_statistics_that_need_no_record():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_monitored_steps_do_not_sync_the_device():
-    p = torch.nn.Parameter(torch.randn(1 << 16, device="cuda"))
-    opt = adamlab.Adam([p], backend="reference")
-    monitor = adamlab.Monitor(opt, read_every=10**6, sample=4096)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_monitored_steps_do_not_sync_the_device(dtype):
+    """After the first monitored step (which moves sampled positions to the device), the hooks never sync."""
+    p = torch.nn.Parameter(torch.randn(1 << 16, device="cuda").to(dtype))
+    opt = adamlab.AdamW([p], backend="reference", amsgrad=True)
+    monitor = adamlab.Monitor(opt, read_every=10**6)
     p.grad = torch.randn_like(p)
-    opt.step()  # state created
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        monitor._before(opt, (), {})
-        monitor._after(opt, (), {})
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
-    assert monitor.latest["group0/update_rms"] == 0  # no step ran between the hooks
+    opt.step()
+    for handle in monitor._handles:  # from here the test calls the hooks itself, around an unwatched step
+        handle.remove()
+    for _ in range(2):
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            monitor._before(opt, (), {})
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        opt.step()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            monitor._after(opt, (), {})
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    records = monitor.history
+    assert len(records) == 3 and all(r["group0/update_rms"] > 0 for r in records)
 
 
 def test_overhead_benchmark_runs_and_reports_its_ratios():

@@ -14,7 +14,7 @@ monitor has no hooks: it costs nothing.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -28,8 +28,8 @@ from .sampling import Sampler, gather, real_local
 from .stats import Histogram, Sums, accumulate_dtype, finish, sum_of_squares
 from .views import view_of
 
-#: where an optimizer with skip_nonfinite keeps its counters (read with getattr: absent elsewhere)
-SKIP_COUNTERS = ("consecutive_skips", "total_skips", "last_good_step")
+#: skip_nonfinite's counters, in every param group (adamlab.optim.skipping)
+SKIP_COUNTERS = ("nonfinite_skips", "nonfinite_streak", "last_good_step")
 
 
 @dataclass
@@ -242,7 +242,7 @@ class Monitor:
 
     def _measure(self, snapshot) -> dict:
         opt = self.optimizer
-        skipped = self._skipped(snapshot)
+        skipped = self._skipped()
         record: dict[str, Any] = {"step": self._calls}
         if skipped is not None:
             record["step_skipped"] = float(skipped)
@@ -255,22 +255,10 @@ class Monitor:
             record[f"skip/{name}"] = _keep(value)
         return record
 
-    def _skipped(self, snapshot) -> bool | None:
-        """Whether the step was not applied (its counters did not move); None where that cannot be told."""
-        if self._record is None or "step" not in self._record.counters:
-            return None
-        told = False
-        for snaps in snapshot:
-            for s in snaps:
-                if s.param.grad is None:
-                    continue
-                step = self.optimizer.state.get(s.param, {}).get("step")
-                if step is None or (torch.is_tensor(step) and step.device.type != "cpu"):
-                    continue  # reading a device counter would sync
-                told = True
-                if _number(step) > s.before[0]:
-                    return False
-        return True if told else None
+    def _skipped(self) -> bool | None:
+        """Whether the step was skipped (GradScaler's overflow, skip_nonfinite); None where it cannot be told."""
+        skipped = getattr(self.optimizer, "last_step_skipped", None)
+        return None if skipped is None else bool(skipped)
 
     def _applies(self, group) -> set:
         """The optional statistics of this group: fixed by the optimizer and the group, not by the step."""
@@ -442,18 +430,13 @@ def _to_floats(tensors: list[torch.Tensor]) -> list[float]:
 
 
 def skip_counters(optimizer) -> dict:
-    """The skip counters of an optimizer built with skip_nonfinite=True; {} for any other optimizer.
+    """skip_nonfinite's counters (nonfinite_skips, nonfinite_streak, last_good_step), where they are on.
 
-    Read with getattr, so that an optimizer without them (torch.optim's, or
-    one built without skip_nonfinite) simply has none.
+    They live in the param groups (the first holds what every group holds);
+    read with getattr and .get, so that torch.optim's optimizers, and
+    adamlab's without skip_nonfinite, simply have none.
     """
-    found = getattr(optimizer, "skip_counters", None)
-    if callable(found):
-        found = found()
-    if isinstance(found, Mapping):
-        return dict(found)
-    out = {n: getattr(optimizer, n) for n in SKIP_COUNTERS if getattr(optimizer, n, None) is not None}
-    skipped = getattr(optimizer, "last_step_skipped", None)
-    if skipped is not None:
-        out["last_step_skipped"] = skipped
-    return out
+    groups = getattr(optimizer, "param_groups", None) or [{}]
+    if not any(g.get("skip_nonfinite") for g in groups):
+        return {}
+    return {name: groups[0].get(name, 0) for name in SKIP_COUNTERS}
