@@ -87,7 +87,9 @@ class Stage:
         if differentiable or len(set(map(id, params))) != len(params):
             self._add_sequential(gi, group, params, grads, grad_scale, differentiable)
             return
-        states = [self.state_of(p) for p in params]
+        states = list(map(opt.state.get, params))  # a plain lookup: a defaultdict would create entries
+        if not all(map(_IS_NOT_NONE, states)):
+            states = [self.state_of(p) for p in params]
         fresh = [not s for s in states]
         dtype = opt._counter_dtype(group)
         bank = opt._counters.bank(params, states, record.counters, record.counter_start, dtype)
