@@ -22,6 +22,8 @@ import torch
 
 from adamlab.backends import quantized
 
+pytestmark = pytest.mark.slow  # two ranks in subprocesses
+
 dist = pytest.importorskip("torch.distributed")
 if not dist.is_available() or not dist.is_gloo_available():
     pytest.skip("torch.distributed with gloo is not available", allow_module_level=True)

@@ -29,13 +29,15 @@ def real_local(t: torch.Tensor) -> torch.Tensor:
 class Stage:
     """The writes of one step, ready to apply."""
 
-    def __init__(self, opt):
+    def __init__(self, opt, priming: bool = False):
         self.opt = opt
+        self.priming = priming  # create the state only: no update runs, no counter moves
         self.runs: list = []  # callables that write, in order
         self.installs: list = []  # (state dict, {name: staged tensor})
         self.replacements: list = []  # (state dict, its whole new content): state converted to another format
         self.banks: list = []  # (bank, states, per-bucket counter updates)
         self.adopt: list = []  # (param, new state dict): entered into the state only if it holds something
+        self.after: list = []  # callables run once the step is applied
 
     def state_of(self, p) -> dict:
         """p's state, or a new dict that becomes its state when the step is applied (torch keeps none for SGD)."""
@@ -53,13 +55,16 @@ class Stage:
             state.update(staged)
         for bank, states, _ in self.banks:
             bank.install(states)
-        for run in self.runs:
-            run()
-        for bank, _, updates in self.banks:
-            bank.advance(updates)
+        if not self.priming:
+            for run in self.runs:
+                run()
+            for bank, _, updates in self.banks:
+                bank.advance(updates)
         for p, state in self.adopt:
             if state:
                 self.opt.state[p] = state
+        for done in self.after:
+            done()
 
     # ------------------------------------------------------------------ prepare
 
@@ -87,7 +92,9 @@ class Stage:
         if differentiable or len(set(map(id, params))) != len(params):
             self._add_sequential(gi, group, params, grads, grad_scale, differentiable)
             return
-        states = [self.state_of(p) for p in params]
+        states = list(map(opt.state.get, params))  # a plain lookup: a defaultdict would create entries
+        if not all(map(_IS_NOT_NONE, states)):
+            states = [self.state_of(p) for p in params]
         fresh = [not s for s in states]
         dtype = opt._counter_dtype(group)
         bank = opt._counters.bank(params, states, record.counters, record.counter_start, dtype)
