@@ -324,3 +324,51 @@ def test_sparse_gradients_with_low_precision_state_are_refused_before_anything_c
         opt.step()
     assert_same_snapshot(snapshot(opt), before)
     assert torch.equal(emb.weight, weight)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "8bit"])
+def test_the_monitor_reads_low_precision_state_as_its_values(precision):
+    """The monitor's step-size statistics from 8-bit or bf16 state, against the same run with fp32 state."""
+    records = {}
+    for storage in (None, precision):
+        gen = torch.Generator().manual_seed(8)
+        p = torch.randn(64, 256, generator=gen)
+        opt = adamlab.AdamW([p], lr=1e-3, state_precision=storage)
+        with adamlab.Monitor(opt, every=1) as monitor:
+            for _ in range(3):
+                p.grad = torch.randn(64, 256, generator=gen) * 1e-2
+                p.grad[0] = 0.0  # a row whose second moment is exactly zero
+                opt.step()
+            records[storage] = dict(monitor.latest)
+    ours, fp32 = records[precision], records[None]
+    for stat, rel in (("p1", 0.05), ("p50", 0.02), ("p99", 0.05)):  # the tails hold the smallest v: coarser codes
+        assert ours[f"group0/effective_step_{stat}"] == pytest.approx(fp32[f"group0/effective_step_{stat}"], rel=rel)
+    assert ours["group0/v_zero"] == fp32["group0/v_zero"] > 0  # zeros stay exactly zero
+
+
+@pytest.mark.parametrize("storage", [dict(state_precision="8bit"), dict(state_precision="bf16", param_update="kahan")])
+def test_a_skipped_nonfinite_step_leaves_low_precision_state_bit_identical(storage):
+    dtype = torch.bfloat16 if "param_update" in storage else torch.float32
+    p = torch.randn(8192).to(dtype)
+    opt = adamlab.AdamW([p], skip_nonfinite=True, **storage)
+    p.grad = torch.randn(8192).to(dtype)
+    opt.step()
+    (groups, before), weights = snapshot(opt), p.clone()
+    p.grad[7] = float("nan")
+    opt.step()
+    assert opt.last_step_skipped
+    assert_same_snapshot((groups, snapshot(opt)[1]), (groups, before))  # the groups count the skip
+    assert torch.equal(p, weights)
+
+
+def test_a_priming_step_creates_8bit_state_and_moves_nothing():
+    """torch.distributed.checkpoint's priming: lr 0, zero gradients; the state appears, nothing moves."""
+    p = torch.randn(8192)
+    weights = p.clone()
+    opt = adamlab.AdamW([p], lr=1e-3, state_precision="8bit")
+    opt.param_groups[0]["lr"] = 0.0
+    p.grad = torch.zeros(8192)
+    opt.step()
+    st = opt.state[p]
+    assert torch.equal(p, weights) and st["step"].item() == 0
+    assert not st["exp_avg_codes"].any() and not st["exp_avg_absmax"].any()

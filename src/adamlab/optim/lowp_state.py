@@ -98,6 +98,17 @@ def stored_value(state: dict, name: str, record: dict | None, nonnegative: bool)
     return None
 
 
+def state_array(opt, state: dict, name: str) -> torch.Tensor | None:
+    """State array ``name`` of one param as a tensor shaped like the param's local shard: the stored tensor,
+    or the fp32 values of its 8-bit codes; None where the state has neither."""
+    if name in state:
+        return state[name]
+    if f"{name}_codes" not in state:
+        return None
+    codes = _local(state[f"{name}_codes"])
+    return stored_value(state, name, None, name in opt.algorithm.nonnegative_state).view(codes.shape)
+
+
 def convert(opt, group: dict, p: torch.Tensor, state: dict, stream: int, record: dict | None = None) -> dict:
     """The param's state in the storage its group asks for, from ``state`` in any format (counters kept)."""
     algorithm, names = opt.algorithm, opt.algorithm.plan(group, _counters(opt, state), False).config.state_names()
