@@ -127,7 +127,8 @@ def new_buffers(p: torch.Tensor, lay: Layout, seed: int, stream: int) -> dict[st
             elif buf.extent == "block":
                 out[key] = torch.zeros(quantized.blocks(_local(p).numel()), dtype=buf.dtype, device=p.device)
             else:
-                out[key] = torch.tensor(rounding.stream_key(seed, stream + (_rank(p) << 24)), dtype=buf.dtype)
+                out[key] = torch.tensor(rounding.stream_key(seed, rounding.mix32(stream) ^ _rank(p)),
+                                        dtype=buf.dtype)
     return out
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from ..backends import quantized
+from ..backends import quantized, rounding
 from . import lowp
 
 FORMAT_KEY = "adamlab_state_format"
@@ -175,8 +175,8 @@ def restore(opt, state_dict: dict) -> None:
 
 
 def stream_of(gi: int, pi: int) -> int:
-    """A param's random stream: its position in the optimizer."""
-    return (gi << 20) + pi
+    """A param's random stream: a hash of its position in the optimizer (group, place in the group)."""
+    return rounding.mix32(rounding.mix32(gi) ^ pi)
 
 
 def add_format(opt, state_dict: dict) -> dict:
