@@ -13,6 +13,17 @@ values in registers or cache, and the block's store reduces them (its
 absmax) before it writes the codes and the scale (``c_block_store``), all
 inside one pass over memory. Each printer has its own forms (``c_*`` for C,
 ``torch_*`` for the reference backend); a new printer adds its own fields.
+
+What every printer must keep so that all of them write the same bytes:
+
+* buffers follow the array in the pointer table, main buffer first, in
+  ``buffers`` order; a block buffer holds one value per ``block`` elements
+  of the tensor's (or shard's) flat index, counted from 0;
+* a block is reduced and stored as a whole, so work items start on block
+  boundaries (the C loop's chunks are multiples of the block);
+* the arithmetic of each form is the one written in the codec's module
+  (:mod:`.quantized`, :mod:`.rounding`), operation for operation, with
+  round-to-nearest-even conversions; the tests compare printers bit for bit.
 """
 
 from __future__ import annotations
