@@ -139,7 +139,8 @@ def bf16_params_case() -> dict[str, Contender]:
     }
 
 
-def time_case(numel: int, dtype: torch.dtype, contenders: dict[str, Contender], repeats: int) -> dict:
+def time_case(numel: int, dtype: torch.dtype, contenders: dict[str, Contender], repeats: int,
+              clock=time.perf_counter) -> dict:
     gen = torch.Generator().manual_seed(0)
     p = torch.randn(numel, generator=gen).to(dtype).requires_grad_()
     p.grad = (torch.randn(numel, generator=gen) * 1e-2).to(dtype)
@@ -149,9 +150,9 @@ def time_case(numel: int, dtype: torch.dtype, contenders: dict[str, Contender], 
     times = {name: [] for name in steppers}
     for _ in range(repeats):
         for name, s in steppers.items():
-            t = time.perf_counter()
+            t = clock()
             s.step()
-            times[name].append(time.perf_counter() - t)
+            times[name].append(clock() - t)
     mps = {name: numel / statistics.median(ts) / 1e6 for name, ts in times.items()}
     rows = {}
     for name, c in contenders.items():
@@ -161,7 +162,7 @@ def time_case(numel: int, dtype: torch.dtype, contenders: dict[str, Contender], 
             row["bytes_per_param"] = stepper.bytes_per_param()
         elif isinstance(stepper, adamlab.Optimizer):
             row["state_bytes_per_param"] = stepper.memory_report()["bytes_per_param"]
-        if c.ceiling:
+        if c.ceiling in mps:
             row["of_ceiling"] = mps[name] / mps[c.ceiling]
         rows[name] = row
     return {"params": numel, "dtype": str(dtype).replace("torch.", ""), "rows": rows}
@@ -173,6 +174,24 @@ TARGETS = (  # (case, contender, against, minimum ratio of throughputs) from the
     ("bf16_params", "adamlab bf16 state", "torch fused", 1.0),
 )
 MIN_OF_CEILING = 0.85
+
+
+IN_CACHE = 1 << 19  # elements: the arrays of every storage fit the last-level cache
+
+
+def compute_cost(repeats: int) -> dict:
+    """ns per element of each storage's step on one thread, the arrays in cache: what it costs besides memory.
+
+    Timed in the thread's CPU time, so other work on a shared machine does not count.
+    """
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rows = time_case(IN_CACHE, torch.float32, {k: v for k, v in fp32_params_case().items()
+                                                   if k.startswith("adamlab")}, 4 * repeats, time.thread_time)["rows"]
+    finally:
+        torch.set_num_threads(old)
+    return {name: 1e3 / r["mparams_per_s"] for name, r in rows.items()}
 
 
 def measure(quick: bool = False, repeats: int = 10, numel: int | None = None) -> dict:
@@ -192,7 +211,7 @@ def measure(quick: bool = False, repeats: int = 10, numel: int | None = None) ->
         checks.append({"case": "fp32_params", "contender": name, "against": "its ceiling", "ratio": share,
                        "minimum": MIN_OF_CEILING, "met": share >= MIN_OF_CEILING})
     return {"threads": torch.get_num_threads(), "torch": torch.__version__, "repeats": repeats, "cases": cases,
-            "targets": checks}
+            "targets": checks, "ns_per_element_in_cache": compute_cost(repeats)}
 
 
 def report_lines(report: dict) -> list[str]:
@@ -211,6 +230,9 @@ def report_lines(report: dict) -> list[str]:
             state = f"{state:.3f}" + (" (moved)" if "bytes_per_param" in r else "") if state is not None else ""
             lines.append(f"  {name:22s} {r['mparams_per_s']:10.0f} {r['mparams_per_s'] / base:7.2f}x "
                          f"{r['mparams_per_s'] / fused:8.2f}x {ceiling:>9s} {state:>14s}")
+    cost = report["ns_per_element_in_cache"]
+    lines.append(f"\nOne thread, {IN_CACHE >> 10}k params in cache (the step's cost besides memory): "
+                 + ", ".join(f"{name} {ns:.2f} ns/param" for name, ns in cost.items()))
     lines.append("\nTargets:")
     for t in report["targets"]:
         lines.append(f"  {t['case']}: {t['contender']} vs {t['against']}: {t['ratio']:.2f} "
