@@ -37,7 +37,21 @@ def state_dtype(param: torch.Tensor) -> torch.dtype:
 
 
 class Optimizer(torch.optim.Optimizer):
-    """Base of every adamlab optimizer; the algorithm lives in its record (:mod:`adamlab.algorithms`)."""
+    """Base of every adamlab optimizer; the algorithm lives in its record (:mod:`adamlab.algorithms`).
+
+    A subclass names its record (``algorithm=``), the defaults it changes
+    (``defaults=``) and the options it fixes (``fixed=``, e.g. AdamW's
+    ``decoupled_weight_decay=True``), and gets torch's constructor signature and
+    an ``Args:`` section listing every option with its default; see
+    docs/adding-an-optimizer.md. Only subclasses are constructed.
+
+    Args:
+        params (iterable): Tensors, (name, Tensor) pairs, or param-group dicts (a ``"params"``
+            entry plus options that override the defaults for that group), as torch.optim takes them.
+        **options: the record's options by name (each subclass's ``Args:`` lists them); an unknown
+            name raises TypeError, a value out of range ValueError naming the option. A subclass's
+            fixed options are not in its signature (passing one is a TypeError).
+    """
 
     algorithm: Algorithm
     _class_defaults: dict[str, Any] = {}
