@@ -42,7 +42,7 @@ class Optimizer(torch.optim.Optimizer):
     algorithm: Algorithm
     _class_defaults: dict[str, Any] = {}
     _fixed: dict[str, Any] = {}
-    # torch.amp.GradScaler hands fused-style optimizers grad_scale and found_inf (see _amp_inputs)
+    # torch.amp.GradScaler hands fused-style optimizers grad_scale and found_inf (see _prepare)
     _step_supports_amp_scaling = True
 
     def __init_subclass__(cls, algorithm: Algorithm | None = None, defaults=None, fixed=None, **kw):
@@ -115,17 +115,10 @@ class Optimizer(torch.optim.Optimizer):
                 stage.apply()
         return loss
 
-    def _amp_inputs(self):
-        """(grad_scale or None, whether found_inf says to skip); set by torch.amp.GradScaler."""
-        grad_scale, found_inf = getattr(self, "grad_scale", None), getattr(self, "found_inf", None)
-        skip = found_inf is not None and bool(found_inf.sum() != 0 if torch.is_tensor(found_inf) else found_inf)
-        return grad_scale, skip
-
     def _prepare(self, differentiable: bool) -> Stage | None:
-        grad_scale, skip = self._amp_inputs()
-        if skip:
-            return None  # an overflow: nothing is written and the step is not counted
-        stage = Stage(self)
+        # set by torch.amp.GradScaler; found_inf is read on the device by device steps (optim/device.py)
+        grad_scale, found_inf = getattr(self, "grad_scale", None), getattr(self, "found_inf", None)
+        stage = Stage(self, found_inf)
         for gi, group in enumerate(self.param_groups):
             stage.add_group(gi, group, grad_scale, differentiable)
         return stage

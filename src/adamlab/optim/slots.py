@@ -15,6 +15,7 @@ import torch
 
 from .. import backends
 from ..backends.dispatch import Bucket
+from . import device
 from .counters import Counters
 
 
@@ -28,8 +29,10 @@ def real_local(t: torch.Tensor) -> torch.Tensor:
 class Stage:
     """The writes of one step, ready to apply."""
 
-    def __init__(self, opt):
+    def __init__(self, opt, found_inf=None):
         self.opt = opt
+        self.found_inf = found_inf  # AMP's flag, set by torch.amp.GradScaler: skip the step where it is nonzero
+        self._skip_on_host: bool | None = None
         self.runs: list = []  # callables that write, in order
         self.installs: list = []  # (state dict, {name: staged tensor})
         self.banks: list = []  # (bank, states, per-bucket counter updates)
@@ -61,11 +64,18 @@ class Stage:
                 )
             sparse = [(p, g) for p, g in zip(params, grads) if g.is_sparse]
             params, grads = [p for p, g in zip(params, grads) if not g.is_sparse], [g for g in grads if not g.is_sparse]
+        unique = len(set(map(id, params))) == len(params)
+        on_device = bool(params) and unique and device.wanted(group, params, self.found_inf, differentiable)
+        if (sparse or not on_device) and self.skipped_on_host():
+            return  # an overflow: nothing is written and the step is not counted
         if sparse:
             self._add_sparse(group, sparse)
         if not params:
             return
-        if len(set(map(id, params))) != len(params):
+        if on_device:
+            device.add_group(self, gi, group, params, grads, grad_scale, self.found_inf)
+            return
+        if not unique:
             self._add_sequential(gi, group, params, grads, grad_scale, differentiable)
             return
         states = [opt.state[p] for p in params]
@@ -94,6 +104,13 @@ class Stage:
         if record.counters:
             self.banks.append((bank, states, updates))
 
+    def skipped_on_host(self) -> bool:
+        """found_inf, read on the host (once per step) for the groups whose counters live there."""
+        if self._skip_on_host is None:
+            f = self.found_inf
+            self._skip_on_host = f is not None and bool(f.sum() != 0 if torch.is_tensor(f) else f)
+        return self._skip_on_host
+
     def _plan(self, group, counters, fresh, grad_scale):
         plan = self.opt.algorithm.plan(group, counters, fresh)
         if grad_scale is not None:
@@ -103,19 +120,21 @@ class Stage:
                            scalars={**plan.scalars, "grad_scale": grad_scale})
         return plan
 
-    def _add_bucket(self, gi, group, plan, params, grads, differentiable, states=None) -> None:
+    def _add_bucket(self, gi, group, plan, params, grads, differentiable, states=None, device_step=False,
+                    found_inf=None) -> None:
+        """One bucket's arrays checked and its backend readied (a device step keeps its scalars as tensors)."""
         opt, cfg = self.opt, plan.config
         names = cfg.state_names()
         memo = opt._memo.setdefault((tuple(map(id, params)), names), {})
         states = [opt.state[p] for p in params] if states is None else states
         flat = self._flat_arrays(group, plan, params, grads, states, names, memo)
-        bucket = Bucket(cfg, None, flat, 2 + len(names), memo)
+        bucket = Bucket(cfg, None, flat, 2 + len(names), memo, found_inf)
         if memo.get("signature") != bucket.signature():
             _check_arrays(gi, names, bucket.slots)  # only when an array changed since it was last checked
             memo["signature"] = bucket.signature()
         device = params[0].device
         backend = backends.dispatch.choose(group.get("backend"), group.get("fused"), differentiable, device)
-        scalars = plan.scalars if differentiable else {k: _float(v) for k, v in plan.scalars.items()}
+        scalars = plan.scalars if differentiable or device_step else {k: _float(v) for k, v in plan.scalars.items()}
         bucket.scalars = SimpleNamespace(**scalars)
         self.runs.append(backends.prepare(bucket, backend, required=bool(group.get("fused")),
                                           differentiable=differentiable))
