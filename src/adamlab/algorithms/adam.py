@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import math as M
-from ..validation import check_fused_flags
+from ..validation import check_fused_flags, check_tensor_hyperparameters
 from . import options as O
 from .base import Algorithm, Config, Plan, decay_mode, decay_scalars, decayed_gradient
 
@@ -66,5 +66,5 @@ ADAM = Algorithm(
         O.BACKEND,
     ),
     plan=plan,
-    group_checks=(check_fused_flags,),
+    group_checks=(check_fused_flags, check_tensor_hyperparameters),
 )

@@ -44,6 +44,7 @@ class Option:
     check: Callable[[str, Any], None] | None = None
     positional: bool = False  # positional-or-keyword in torch's signature; else keyword-only
     beyond_torch: bool = False  # torch's class of this algorithm has no such argument
+    late: bool = False  # torch added it later: older checkpoints lack it and loading fills the default
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,10 @@ class Algorithm:
 
     def defaults(self) -> dict[str, Any]:
         return {o.name: o.default for o in self.options}
+
+    def filled_on_load(self) -> tuple[str, ...]:
+        """Options a saved group may lack: torch's later additions and adamlab's own."""
+        return tuple(o.name for o in self.options if o.late or o.beyond_torch)
 
     def beyond_torch(self) -> dict[str, Any]:
         """Options torch's class lacks, with their defaults: hidden from state dicts while at them."""

@@ -16,6 +16,11 @@ def positional(*options: Option) -> tuple[Option, ...]:
     return tuple(replace(o, positional=True) for o in options)
 
 
+def late(*options: Option) -> tuple[Option, ...]:
+    """Options torch added after the optimizer's first release (its __setstate__ fills them)."""
+    return tuple(replace(o, late=True) for o in options)
+
+
 def beyond_torch(*options: Option) -> tuple[Option, ...]:
     """Options that torch's class of this algorithm does not have."""
     return tuple(replace(o, beyond_torch=True) for o in options)
@@ -50,20 +55,23 @@ AMSGRAD = Option(
     "Divide by the running max of v (Reddi et al. 2018), torch's variant: the max of raw v, "
     "divided by the current 1 - beta2^t.",
     V.check_bool,
+    late=True,
 )
 DECOUPLED_WEIGHT_DECAY = Option(
     "decoupled_weight_decay",
     False,
     "Shrink theta by 1 - lr*wd instead of adding wd*theta to the gradient (Loshchilov & Hutter 2019).",
     V.check_bool,
+    late=True,
 )
-MAXIMIZE = Option("maximize", False, "Maximize the objective: the gradient is negated.", V.check_bool)
+MAXIMIZE = Option("maximize", False, "Maximize the objective: the gradient is negated.", V.check_bool, late=True)
 FOREACH = Option(
     "foreach",
     None,
     "Accepted for torch compatibility and kept in the group. It selects no path: adamlab's default step is "
     "already horizontal across tensors (one fused pass for all of a group's params).",
     V.check_optional_bool,
+    late=True,
 )
 CAPTURABLE = Option(
     "capturable",
@@ -73,6 +81,7 @@ CAPTURABLE = Option(
     "Takes effect on the Triton backend (CUDA tensors, or CPU tensors under Triton's interpreter); AMP's "
     "found_inf is then read on the device too, and a skipped step is not counted.",
     V.check_bool,
+    late=True,
 )
 DIFFERENTIABLE = Option(
     "differentiable",
@@ -80,6 +89,7 @@ DIFFERENTIABLE = Option(
     "Record the step in autograd (for meta-learning): the update is differentiable with respect to the "
     "params, the state and Tensor hyperparameters. Runs the readable reference backend.",
     V.check_bool,
+    late=True,
 )
 FUSED = Option(
     "fused",
@@ -88,6 +98,7 @@ FUSED = Option(
     "the generated Triton kernel on CUDA), or an error. False: the readable reference backend (torch ops, "
     "param by param).",
     V.check_optional_bool,
+    late=True,
 )
 BIAS_CORRECTION = Option(
     "bias_correction",

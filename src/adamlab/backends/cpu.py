@@ -194,7 +194,10 @@ def _strided_layout(bucket, required: bool):
         fused = _fused_slot(slot)
         if fused is None:
             if required:
-                raise RuntimeError("fused=True, but a param is not a dense CPU tensor of a supported dtype")
+                raise RuntimeError(
+                    "`fused=True` requires all the params to be floating point Tensors of supported devices: "
+                    f"this one is {slot[0].dtype} on {slot[0].device}, or not dense"
+                )
             rest.append(k)
             continue
         fused_slots.append(fused)

@@ -74,8 +74,10 @@ def choose(requested: str | None, fused: bool | None, differentiable: bool, devi
     if not triton_launch.unavailable(device):
         return "triton"
     if fused:
-        raise RuntimeError(f"fused=True, but adamlab has no fused backend for {device.type} tensors here: "
-                           f"{triton_launch.unavailable(device)}")
+        raise RuntimeError(
+            "`fused=True` requires all the params to be floating point Tensors of supported devices: "
+            f"adamlab has no fused backend for {device.type} tensors here ({triton_launch.unavailable(device)})"
+        )
     return "reference"
 
 

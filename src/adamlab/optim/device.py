@@ -39,7 +39,7 @@ def wanted(group: dict, params: list, found_inf, differentiable: bool) -> bool:
 def add_group(stage, gi: int, group: dict, params: list, grads: list, grad_scale, found_inf) -> None:
     """Stage one group's device step: one bucket per freshness (new params get their state first)."""
     opt, record = stage.opt, stage.opt.algorithm
-    states = [opt.state[p] for p in params]
+    states = [stage.state_of(p) for p in params]
     dtype = opt._counter_dtype(group)
     bank = opt._counters.bank(params, states, record.counters, record.counter_start, dtype, params[0].device)
     bank.skip = found_inf
