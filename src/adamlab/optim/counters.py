@@ -29,13 +29,9 @@ class Counters(dict):
         self.dtype = dtype
 
     def round(self, x):
-        """x as stored in this dtype (torch multiplies NAdam's mu_product in it).
-
-        A tensor x (a differentiable step's state, a device step's fp64 values) is rounded to this dtype
-        and kept in its own.
-        """
+        """x as stored in this dtype (torch multiplies NAdam's mu_product in it); a tensor is already so."""
         if torch.is_tensor(x):
-            return x if x.dtype == self.dtype else x.to(self.dtype).to(x.dtype)
+            return x
         return float(np.float32(x)) if self.dtype == torch.float32 else float(x)
 
 

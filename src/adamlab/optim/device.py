@@ -59,6 +59,13 @@ def add_group(stage, gi: int, group: dict, params: list, grads: list, grad_scale
         stage.banks.append((bank, states, updates))
 
 
+class DeviceCounters(Counters):
+    """Counters as fp64 tensors on the device, rounded to the counters' dtype where torch rounds them."""
+
+    def round(self, x):
+        return x.to(self.dtype).to(x.dtype)
+
+
 def _counters(bank, record, members: list[int], dtype) -> Counters:
     """Each param's counters as fp64 tensors on the device, the step already advanced (as on the host)."""
     values = {}
@@ -67,4 +74,4 @@ def _counters(bank, record, members: list[int], dtype) -> Counters:
     for j, name in enumerate(record.counters):
         row = bank.buffer[j] if everyone else bank.buffer[j].index_select(0, index)
         values[name] = row.to(torch.float64) + (1 if name == "step" else 0)
-    return Counters(values, dtype)
+    return DeviceCounters(values, dtype)
