@@ -381,3 +381,53 @@ def test_without_the_interpreter_cpu_tensors_are_refused():
     out = run_python(code, TRITON_INTERPRET="0")
     assert out.returncode == 0, out.stderr
     assert "TRITON_INTERPRET=1" in out.stdout and "unchanged" in out.stdout
+
+
+# ------------------------------------------------------------------ the half-precision codecs
+
+CODEC_KERNEL = '''
+@triton.jit
+def convert(src, dst_bf16, dst_fp16, back_bf16, back_fp16, N: tl.constexpr):
+    i = tl.arange(0, N)
+    x = tl.load(src + i).to(tl.float32, bitcast=True)
+    tl.store(dst_bf16 + i, float_to_bf16(x))
+    tl.store(dst_fp16 + i, float_to_fp16(x))
+    h = tl.load(dst_fp16 + i)
+    tl.store(back_bf16 + i, bf16_to_float(tl.load(dst_bf16 + i)).to(tl.uint32, bitcast=True))
+    tl.store(back_fp16 + i, fp16_to_float(h).to(tl.uint32, bitcast=True))
+'''
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy, on the NaN patterns
+def test_the_integer_half_conversions_round_as_torch(tmp_path):
+    """float -> bf16/fp16 -> float through the kernels' integer codecs, against torch's own casts.
+
+    Random bit patterns (every exponent, denormals, infinities, NaNs) and the halfway cases, where
+    round-to-nearest-even decides (Triton's interpreter truncates its own float-to-bf16 cast).
+    """
+    import importlib.util
+
+    from adamlab.backends.storage import TRITON_PRELUDE
+
+    path = tmp_path / "codec_kernel.py"
+    path.write_text("import triton\nimport triton.language as tl\n" + TRITON_PRELUDE + CODEC_KERNEL)
+    spec = importlib.util.spec_from_file_location("codec_kernel", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    n = 1 << 16
+    gen = torch.Generator().manual_seed(0)
+    bits = torch.randint(-(2**31), 2**31, (n,), generator=gen, dtype=torch.int64).to(torch.int32)
+    ties = torch.tensor([1 + 2**-8, 1 + 3 * 2**-8, 1 + 2**-11, 1 + 3 * 2**-11, 3.14, 0.26914, 65504.0, 65520.0,
+                         2.0**-24, 2.0**-25, 3 * 2.0**-26, 1e-45, 0.0, -0.0], dtype=torch.float32).view(torch.int32)
+    bits[: len(ties)] = ties
+    x = bits.view(torch.float32)
+    out = [torch.empty(n, dtype=torch.int16), torch.empty(n, dtype=torch.int16),
+           torch.empty(n, dtype=torch.int32), torch.empty(n, dtype=torch.int32)]
+    module.convert[(1,)](bits, *out, N=n)
+    for half, back, dtype in ((out[0], out[2], torch.bfloat16), (out[1], out[3], torch.float16)):
+        want = x.to(dtype)
+        got = half.view(dtype)
+        nan = torch.isnan(want)
+        assert torch.equal(torch.isnan(got), nan)
+        assert torch.equal(got[~nan].view(torch.int16), want[~nan].view(torch.int16)), dtype
+        assert torch.equal(back.view(torch.float32)[~nan], want[~nan].float())  # widening is exact

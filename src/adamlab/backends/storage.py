@@ -92,6 +92,7 @@ static inline uint16_t float_to_fp16(float x) {
 # The same conversions for the Triton printer, on uint32 bit patterns. Half-precision arrays
 # are read and written as uint16, never through a float-to-half cast: Triton's interpreter
 # truncates `x.to(tl.bfloat16)`, so only integer rounding gives the same bits everywhere.
+# Constants stay below 2**31, so that no uint32 literal depends on how Triton types it.
 TRITON_PRELUDE = r"""
 @triton.jit
 def _u32(x: tl.constexpr):
@@ -127,12 +128,12 @@ def fp16_to_float(h):
 @triton.jit
 def float_to_fp16(x):
     f = x.to(tl.uint32, bitcast=True)
-    sign = f & _u32(0x80000000)
+    sign = (f >> 31) << 31
     f = f ^ sign
     magic_bits = _u32(((127 - 15) + (23 - 10) + 1) << 23)
     t = f.to(tl.float32, bitcast=True) + magic_bits.to(tl.float32, bitcast=True)
     subnormal = t.to(tl.uint32, bitcast=True) - magic_bits
-    normal = (f + _u32(0xC8000000) + _u32(0xFFF) + ((f >> 13) & _u32(1))) >> 13  # 0xC8000000: (15 - 127) << 23
+    normal = (f - _u32(112 << 23) + _u32(0xFFF) + ((f >> 13) & _u32(1))) >> 13  # + ((15 - 127) << 23), as C
     big = tl.where(f > _u32(255 << 23), _u32(0x7E00), _u32(0x7C00))
     o = tl.where(f >= _u32((127 + 16) << 23), big, tl.where(f < _u32(113 << 23), subnormal, normal))
     return (o | (sign >> 16)).to(tl.uint16)

@@ -41,7 +41,7 @@ INTERPRETER = {"chunk": 1 << 11, "block": 1 << 9, "num_warps": 4}
 
 _cache = build.Cache()
 _kernels = _cache.made
-_warm: set = set()  # (kernel, variant, device) compiled ahead on a GPU
+compiled: dict = {}  # (kernel, variant, device) -> the binary compiled ahead on a GPU
 _triton = None
 _import_error: Exception | None = None
 
@@ -117,12 +117,17 @@ def _import(source: str):
 # ------------------------------------------------------------------ tables
 
 
+_graph_inputs: list = []  # pinned sources of copies captured in CUDA graphs, which re-read them at every replay
+
+
 def _upload(array: np.ndarray, out: torch.Tensor | None, device: torch.device) -> torch.Tensor:
     """``array`` on ``device``, into ``out`` when given; asynchronous from pinned memory on a GPU."""
     host = torch.from_numpy(array)
     if device.type == "cpu":
         return host.clone() if out is None else out.copy_(host)
     host = host.pin_memory()  # torch's pinned pool keeps the block until the copy has run
+    if torch.cuda.is_current_stream_capturing():
+        _graph_inputs.append(host)  # kept for good: a replay copies from it again
     if out is None:
         out = torch.empty(host.shape, dtype=host.dtype, device=device)
     return out.copy_(host, non_blocking=True)
@@ -167,11 +172,10 @@ class Launch:
     def compile(self, sc, stride, skip) -> None:
         """Build the GPU binary now, so that a compiler error refuses the step before anything is written."""
         s = settings()
-        key = (id(self.fn), self.aligned, stride == 0, self.device, s["block"], s["chunk"])
-        if key not in _warm and not interpreted():
+        key = (id(self.fn), self.aligned, stride == 0, self.device, s["block"], s["chunk"], s["num_warps"])
+        if key not in compiled and not interpreted():
             args, kw = self.args(sc, stride, skip)
-            self.fn.warmup(*args, grid=(1,), **kw)
-            _warm.add(key)
+            compiled[key] = self.fn.warmup(*args, grid=(1,), **kw)  # its .asm holds the PTX gpu_check reads
 
 
 def _launches(bucket, slots, required: bool, keep=None):

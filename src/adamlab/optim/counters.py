@@ -80,16 +80,21 @@ class DeviceBank(Bank):
     def rows(self):
         raise RuntimeError("a device step's counters are not read on the host")
 
+    def index(self, positions: list[int]) -> torch.Tensor:
+        """Some of the params' positions, on the device: uploaded once, then reused (so CUDA graphs can replay)."""
+        cache = self.__dict__.setdefault("_indices", {})
+        key = tuple(positions)
+        if key not in cache:
+            cache[key] = torch.tensor(positions, device=self.buffer.device)
+        return cache[key]
+
     def advance(self, index_updates: list[tuple[list[int], dict]]) -> None:
         if not self.names:
             return
         skipped = None if self.skip is None else self.skip.reshape(-1)[:1].to(self.buffer.device) != 0
         self.buffer[0] += 1 if skipped is None else (~skipped).to(self.buffer.dtype)
         for positions, values in index_updates:
-            index = None
-            if len(positions) != self.buffer.shape[1]:
-                index = torch.tensor(positions)
-                index = index.to(self.buffer.device, non_blocking=True) if self.buffer.is_cuda else index
+            index = None if len(positions) == self.buffer.shape[1] else self.index(positions)
             for name, value in values.items():
                 row = self.buffer[self.names.index(name)]
                 old = row if index is None else row.index_select(0, index)

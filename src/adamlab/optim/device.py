@@ -70,7 +70,7 @@ def _counters(bank, record, members: list[int], dtype) -> Counters:
     """Each param's counters as fp64 tensors on the device, the step already advanced (as on the host)."""
     values = {}
     everyone = len(members) == bank.buffer.shape[1]
-    index = None if everyone else torch.tensor(members).to(bank.buffer.device, non_blocking=True)
+    index = None if everyone else bank.index(members)
     for j, name in enumerate(record.counters):
         row = bank.buffer[j] if everyone else bank.buffer[j].index_select(0, index)
         values[name] = row.to(torch.float64) + (1 if name == "step" else 0)
