@@ -260,3 +260,27 @@ def test_state_dict_equals_torchs_key_for_key(case):
         for key, value in state.items():
             assert ours["state"][i][key].dtype == value.dtype, key
             assert torch.allclose(ours["state"][i][key], value, rtol=1e-12, atol=0), key
+
+
+@pytest.mark.parametrize("case", params([c for c in TORCH_CASES if c.optimizer != "Adagrad"]))
+def test_only_the_priming_step_goes_uncounted(case):
+    """lr 0 on all-zero grads of a fresh optimizer creates state only; anything else counts, as in torch."""
+    def first(grad_value, **kw):
+        p = torch.nn.Parameter(torch.ones(5))
+        opt = case.make([p], lr=0.0, **kw)
+        twin = case.make_torch([torch.nn.Parameter(torch.ones(5))], lr=0.0)
+        p.grad = torch.full((5,), grad_value)
+        twin.param_groups[0]["params"][0].grad = p.grad.clone()
+        opt.step()
+        twin.step()
+        return opt.state_dict()["state"], twin.state_dict()["state"]
+
+    primed, torch_primed = first(0.0)
+    assert primed.keys() == torch_primed.keys()
+    for i, state in primed.items():
+        assert state.keys() == torch_primed[i].keys()
+        assert float(state.get("step", 0)) == 0 and not any(v.any() for v in state.values() if v.dim())
+    for ours, theirs in (first(0.5), first(0.0, count_priming=True)):  # counted: torch's state exactly
+        for i, state in theirs.items():
+            for key, value in state.items():
+                assert torch.equal(ours[i][key], value), key

@@ -115,3 +115,13 @@ def check_fused_flags(group: dict) -> None:
         raise RuntimeError("`fused` does not support `differentiable`")
     if group.get("fused") and group.get("foreach"):
         raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+
+
+def check_optional_count(name: str, value) -> None:
+    """None, or a whole number >= 1."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be None or an integer, got {value!r}")
+    if value < 1:
+        raise ValueError(f"Invalid {name} value: {value} ({name} must be None or in [1, inf))")

@@ -66,7 +66,7 @@ ADAGRAD = Algorithm(
         O.eps(1e-10),
         O.FOREACH,
     )
-    + (O.MAXIMIZE, O.DIFFERENTIABLE, O.FUSED, O.BACKEND),
+    + (O.MAXIMIZE, O.DIFFERENTIABLE, O.FUSED, O.BACKEND, O.COUNT_PRIMING, *O.SAFETY),
     plan=plan,
     group_checks=(V.check_fused_flags,),
     sparse_step=sparse_step,

@@ -64,6 +64,8 @@ ADAM = Algorithm(
         O.BIAS_CORRECTION,
         O.DECAY_SCALE,
         O.BACKEND,
+        O.COUNT_PRIMING,
+        *O.SAFETY,
     ),
     plan=plan,
     group_checks=(check_fused_flags, check_tensor_hyperparameters),

@@ -43,7 +43,7 @@ ADAMAX = Algorithm(
     )
     + (O.MAXIMIZE, O.DIFFERENTIABLE, O.CAPTURABLE)
     + O.beyond_torch(O.FUSED)
-    + (O.BACKEND,),
+    + (O.BACKEND, O.COUNT_PRIMING, *O.SAFETY),
     plan=plan,
     group_checks=(V.check_fused_flags,),
 )

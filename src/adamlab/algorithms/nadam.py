@@ -53,7 +53,7 @@ NADAM = Algorithm(
     )
     + (O.FOREACH, O.MAXIMIZE, O.CAPTURABLE, O.DIFFERENTIABLE)
     + O.beyond_torch(O.FUSED)
-    + (O.DECAY_SCALE, O.BACKEND),
+    + (O.DECAY_SCALE, O.BACKEND, O.COUNT_PRIMING, *O.SAFETY),
     plan=plan,
     counters=("step", "mu_product"),
     counter_start={"step": 0.0, "mu_product": 1.0},

@@ -127,3 +127,29 @@ BACKEND = Option(
     V.choice(None, "triton", "c", "reference"),
     beyond_torch=True,
 )
+COUNT_PRIMING = Option(
+    "count_priming",
+    False,
+    "A first step at lr 0 on all-zero gradients (how torch.distributed.checkpoint makes a fresh optimizer "
+    "create its state) only creates the state: nothing moves, no step is counted, so the first real update "
+    "is unchanged. True counts it as a step, as torch does (beyond torch).",
+    V.check_bool,
+    beyond_torch=True,
+)
+SKIP_NONFINITE = Option(
+    "skip_nonfinite",
+    False,
+    "Skip a step whose gradients hold inf or NaN: params, state and step counts stay bit-identical, and "
+    "the optimizer's last_step_skipped is True. The decision covers every group (beyond torch).",
+    V.check_bool,
+    beyond_torch=True,
+)
+MAX_CONSECUTIVE_SKIPS = Option(
+    "max_consecutive_skips",
+    None,
+    "With skip_nonfinite: raise instead of skipping once this many steps in a row were skipped; None skips "
+    "forever (beyond torch).",
+    V.check_optional_count,
+    beyond_torch=True,
+)
+SAFETY = (SKIP_NONFINITE, MAX_CONSECUTIVE_SKIPS)

@@ -72,7 +72,7 @@ RADAM = Algorithm(
     options=O.positional(O.lr(1e-3), O.BETAS, O.eps(1e-8), O.weight_decay(), O.DECOUPLED_WEIGHT_DECAY)
     + (O.FOREACH, O.MAXIMIZE, O.CAPTURABLE, O.DIFFERENTIABLE)
     + O.beyond_torch(O.FUSED)
-    + (RECT_THRESHOLD, O.DECAY_SCALE, O.BACKEND),
+    + (RECT_THRESHOLD, O.DECAY_SCALE, O.BACKEND, O.COUNT_PRIMING, *O.SAFETY),
     plan=plan,
     group_checks=(V.check_fused_flags,),
 )

@@ -63,7 +63,7 @@ RMSPROP = Algorithm(
         O.DIFFERENTIABLE,
     )
     + O.beyond_torch(O.FUSED)
-    + (O.BACKEND,),
+    + (O.BACKEND, O.COUNT_PRIMING, *O.SAFETY),
     plan=plan,
     group_checks=(V.check_fused_flags,),
 )

@@ -67,7 +67,7 @@ SGD = Algorithm(
     )
     + (O.MAXIMIZE, O.FOREACH, O.DIFFERENTIABLE, O.FUSED)
     + O.beyond_torch(O.DECOUPLED_WEIGHT_DECAY)
-    + (O.BACKEND,),
+    + (O.BACKEND, O.COUNT_PRIMING, *O.SAFETY),
     plan=plan,
     counters=(),
     counter_start={},

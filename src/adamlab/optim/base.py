@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from ..algorithms import Algorithm
-from . import checkpoint
+from . import checkpoint, device, skipping
 from .counters import CounterBank, Counters, step_dtype
 from .slots import Stage
 
@@ -42,8 +42,10 @@ class Optimizer(torch.optim.Optimizer):
     algorithm: Algorithm
     _class_defaults: dict[str, Any] = {}
     _fixed: dict[str, Any] = {}
-    # torch.amp.GradScaler hands fused-style optimizers grad_scale and found_inf (see _prepare)
+    # torch.amp.GradScaler hands fused-style optimizers grad_scale and found_inf (see _amp_inputs)
     _step_supports_amp_scaling = True
+    #: whether the last step() was skipped (GradScaler's overflow, or skip_nonfinite)
+    last_step_skipped = False
 
     def __init_subclass__(cls, algorithm: Algorithm | None = None, defaults=None, fixed=None, **kw):
         super().__init_subclass__(**kw)
@@ -115,13 +117,42 @@ class Optimizer(torch.optim.Optimizer):
                 stage.apply()
         return loss
 
-    def _prepare(self, differentiable: bool) -> Stage | None:
-        # set by torch.amp.GradScaler; found_inf is read on the device by device steps (optim/device.py)
+    def _amp_inputs(self, differentiable: bool = False):
+        """(grad_scale or None, whether found_inf says to skip, found_inf for the device); set by GradScaler.
+
+        When every group takes a device step (optim/device.py), found_inf is not read on the host: the
+        kernel skips and the device counters stay where they are, with no host sync.
+        """
         grad_scale, found_inf = getattr(self, "grad_scale", None), getattr(self, "found_inf", None)
-        stage = Stage(self, found_inf)
+        if found_inf is not None and device.takes_found_inf(self, differentiable):
+            return grad_scale, False, found_inf
+        skip = found_inf is not None and bool(found_inf.sum() != 0 if torch.is_tensor(found_inf) else found_inf)
+        return grad_scale, skip, None
+
+    def _prepare(self, differentiable: bool) -> Stage | None:
+        self.last_step_skipped = False
+        grad_scale, overflow, found_inf = self._amp_inputs(differentiable)
+        if overflow:
+            self.last_step_skipped = True
+            return None  # GradScaler found an overflow: nothing is written and the step is not counted
+        guarded = skipping.enabled(self)
+        if guarded and not skipping.gradients_are_finite(self):
+            skipping.record_skip(self)
+            self.last_step_skipped = True
+            return None
+        stage = Stage(self, found_inf, priming=self._is_priming())
         for gi, group in enumerate(self.param_groups):
             stage.add_group(gi, group, grad_scale, differentiable)
+        if guarded:
+            stage.after.append(lambda: skipping.record_applied(self))
         return stage
+
+    def _is_priming(self) -> bool:
+        """A fresh optimizer stepped at lr 0 on all-zero gradients: torch.distributed.checkpoint's priming."""
+        if self.state or any(g.get("count_priming", False) or _nonzero(g["lr"]) for g in self.param_groups):
+            return False
+        grads = [p.grad for g in self.param_groups for p in g["params"] if p.grad is not None]
+        return bool(grads) and not any(bool(g.any()) for g in grads)
 
     def _counter_dtype(self, group) -> torch.dtype:
         return torch.float32 if group.get("fused") or group.get("capturable") else step_dtype()
@@ -151,6 +182,10 @@ class Optimizer(torch.optim.Optimizer):
 
 
 _FRESH = Counters({"step": 1}, torch.float32)
+
+
+def _nonzero(lr) -> bool:
+    return bool(lr != 0)
 
 
 def _build_signature(cls) -> None:

@@ -135,6 +135,10 @@ class CounterBank:
                 return bank
         if len(self._banks) > 8:  # the set of params with grads keeps changing
             self._banks.clear()
+        for state in states:
+            missing = [name for name in names if name not in state]
+            if state and missing:  # moments without their step would restart bias correction silently
+                raise KeyError(f"a param's state has {sorted(state)} but lacks {missing}")
         if device is not None:
             bank = DeviceBank(names, _device_buffer(states, names, start, dtype, device), installed=False)
             self._banks[key] = bank

@@ -36,6 +36,19 @@ def wanted(group: dict, params: list, found_inf, differentiable: bool) -> bool:
     return backend == "triton" and (bool(group.get("capturable")) or found_inf is not None or on_device_lr)
 
 
+def takes_found_inf(opt, differentiable: bool) -> bool:
+    """Whether every group that steps takes a device step, so that AMP's found_inf need not be read on the host."""
+    stepping = False
+    for group in opt.param_groups:
+        params = [p for p in group["params"] if p.grad is not None]
+        if not params:
+            continue
+        if any(p.grad.is_sparse for p in params) or not wanted(group, params, True, differentiable):
+            return False
+        stepping = True
+    return stepping
+
+
 def add_group(stage, gi: int, group: dict, params: list, grads: list, grad_scale, found_inf) -> None:
     """Stage one group's device step: one bucket per freshness (new params get their state first)."""
     opt, record = stage.opt, stage.opt.algorithm

@@ -29,14 +29,15 @@ def real_local(t: torch.Tensor) -> torch.Tensor:
 class Stage:
     """The writes of one step, ready to apply."""
 
-    def __init__(self, opt, found_inf=None):
+    def __init__(self, opt, found_inf=None, priming: bool = False):
         self.opt = opt
-        self.found_inf = found_inf  # AMP's flag, set by torch.amp.GradScaler: skip the step where it is nonzero
-        self._skip_on_host: bool | None = None
+        self.found_inf = found_inf  # AMP's flag when device steps read it on the device; else None
+        self.priming = priming  # create the state only: no update runs, no counter moves
         self.runs: list = []  # callables that write, in order
         self.installs: list = []  # (state dict, {name: staged tensor})
         self.banks: list = []  # (bank, states, per-bucket counter updates)
         self.adopt: list = []  # (param, new state dict): entered into the state only if it holds something
+        self.after: list = []  # callables run once the step is applied
 
     def state_of(self, p) -> dict:
         """p's state, or a new dict that becomes its state when the step is applied (torch keeps none for SGD)."""
@@ -51,13 +52,16 @@ class Stage:
             state.update(staged)
         for bank, states, _ in self.banks:
             bank.install(states)
-        for run in self.runs:
-            run()
-        for bank, _, updates in self.banks:
-            bank.advance(updates)
+        if not self.priming:
+            for run in self.runs:
+                run()
+            for bank, _, updates in self.banks:
+                bank.advance(updates)
         for p, state in self.adopt:
             if state:
                 self.opt.state[p] = state
+        for done in self.after:
+            done()
 
     # ------------------------------------------------------------------ prepare
 
@@ -76,20 +80,17 @@ class Stage:
                 )
             sparse = [(p, g) for p, g in zip(params, grads) if g.is_sparse]
             params, grads = [p for p, g in zip(params, grads) if not g.is_sparse], [g for g in grads if not g.is_sparse]
-        unique = len(set(map(id, params))) == len(params)
-        on_device = bool(params) and unique and device.wanted(group, params, self.found_inf, differentiable)
-        if (sparse or not on_device) and self.skipped_on_host():
-            return  # an overflow: nothing is written and the step is not counted
         if sparse:
             self._add_sparse(group, sparse)
         if not params:
             return
-        if on_device:
+        if not differentiable and len(set(map(id, params))) == len(params) and device.wanted(
+                group, params, self.found_inf, differentiable):
             device.add_group(self, gi, group, params, grads, grad_scale, self.found_inf)
             return
         if group.get("capturable"):
             _check_capturable_devices(params)
-        if differentiable or not unique:
+        if differentiable or len(set(map(id, params))) != len(params):
             self._add_sequential(gi, group, params, grads, grad_scale, differentiable)
             return
         states = [self.state_of(p) for p in params]
@@ -117,13 +118,6 @@ class Stage:
             updates.append((members, plan.counters))
         if record.counters:
             self.banks.append((bank, states, updates))
-
-    def skipped_on_host(self) -> bool:
-        """found_inf, read on the host (once per step) for the groups whose counters live there."""
-        if self._skip_on_host is None:
-            f = self.found_inf
-            self._skip_on_host = f is not None and bool(f.sum() != 0 if torch.is_tensor(f) else f)
-        return self._skip_on_host
 
     def _plan(self, group, counters, fresh, grad_scale):
         plan = self.opt.algorithm.plan(group, counters, fresh)
@@ -173,7 +167,7 @@ class Stage:
         for p, g, state in zip(params, grads, states):
             missing = [n for n in names if n not in state]
             if missing:
-                if len(missing) != len(names):
+                if state:  # a started state lacking a key: torch raises KeyError rather than restart it
                     raise KeyError(f"a param's state has {sorted(state)} but lacks {missing}")
                 staged = opt._new_state(p, group, plan)
                 self.installs.append((state, staged))
@@ -191,12 +185,15 @@ class Stage:
         """A group that lists a param twice steps each occurrence in turn, as torch's for-loop does."""
         opt, record = self.opt, self.opt.algorithm
         dtype = opt._counter_dtype(group)
-        states, views, running = {}, {}, {}
+        states, views, running, fresh_before = {}, {}, {}, {}
         for p, g in zip(params, grads):
             key = id(p)
             if key not in states:
                 states[key] = views[key] = self.state_of(p)
-            fresh = key not in running and not states[key]
+                fresh_before[key] = not states[key]
+            # torch's SGD starts a momentum buffer for each occurrence of a param that had none (the
+            # last one is kept); the others create state once and later occurrences share it
+            fresh = fresh_before[key] and (key not in running or not record.counters)
             current = running.get(key) or {n: _counter(states[key], n, record.counter_start[n], differentiable)
                                            for n in record.counters}
             counters = Counters(dict(current), dtype)
