@@ -38,7 +38,8 @@ import triton.language as tl
 HELPERS = r'''
 @triton.jit
 def div_f64(a, b):  # fp64 only: lowers to div.rn.f64 (tl.math.div_rn takes fp32 only)
-    tl.static_assert(a.dtype == tl.float64 and b.dtype == tl.float64)
+    tl.static_assert(a.dtype == tl.float64)
+    tl.static_assert(b.dtype == tl.float64)
     return a / b
 
 
