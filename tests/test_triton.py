@@ -12,9 +12,11 @@ reading the generated source here, and by benchmarks/gpu_check.py on a GPU.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -431,3 +433,36 @@ def test_the_integer_half_conversions_round_as_torch(tmp_path):
         assert torch.equal(torch.isnan(got), nan)
         assert torch.equal(got[~nan].view(torch.int16), want[~nan].view(torch.int16)), dtype
         assert torch.equal(back.view(torch.float32)[~nan], want[~nan].float())  # widening is exact
+
+
+# ------------------------------------------------------------------ compiled for a GPU, without one
+
+COMPILE_PTX = Path(__file__).resolve().parent / "scripts" / "compile_ptx.py"
+
+
+def compiled_ptx_report(*args) -> dict:
+    out = run_python_file(COMPILE_PTX, *args)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_python_file(path, *args):
+    import os
+
+    env = {**os.environ, "TRITON_INTERPRET": "0"}  # the real compiler, for an sm_90 target
+    return subprocess.run([sys.executable, str(path), *args], capture_output=True, text=True, env=env, timeout=1200)
+
+
+def test_compiled_kernels_use_only_exactly_rounded_instructions():
+    """PTX for sm_90 of a sample of kernels: no approximate division or root, no flush to zero, and every
+    add, sub and mul carries an explicit rounding, so ptxas cannot contract them into an fma."""
+    report = compiled_ptx_report()
+    assert report["kernels"] >= 20 and report["inexact"] == {}
+    assert report["vector_loads_when_aligned"]  # the alignment hint gives 16-byte loads
+
+
+@pytest.mark.slow
+def test_every_generated_kernel_compiles_to_exact_ptx():
+    """Every distinct kernel of the case table (host and device steps, AMP, four dtypes)."""
+    report = compiled_ptx_report("--all")
+    assert report["kernels"] > 150 and report["inexact"] == {}
