@@ -11,7 +11,6 @@ reading the generated source here, and by benchmarks/gpu_check.py on a GPU.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import subprocess
@@ -20,15 +19,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from cases import ALL_CASES, TORCH_CASES, by_name, lr_multiplier, params, rel_diff, set_lr
+from cases import ALL_CASES, TORCH_CASES, by_name, lr_multiplier, params, rel_diff, set_lr, traced_programs
 
 import adamlab
 
 pytest.importorskip("triton")
 from adamlab.algorithms import base as algorithms_base  # noqa: E402
 from adamlab.backends import dispatch, triton_launch, triton_print  # noqa: E402
-from adamlab.backends.trace import trace  # noqa: E402
-from adamlab.optim.counters import Counters  # noqa: E402
 
 if not triton_launch.interpreted():
     pytest.skip("Triton's interpreter is off (TRITON_INTERPRET=1 before triton is imported)", allow_module_level=True)
@@ -260,21 +257,6 @@ def test_gradscaler_end_to_end_matches_torch_fused():
 # ------------------------------------------------------------------ what the kernel is made of
 
 
-def program_and_codecs(case, dtype):
-    """Each traced program of a case (host step, device step, AMP) with the dtypes it is built for."""
-    opt = case.make([torch.zeros(3, requires_grad=True)])
-    group, record = opt.param_groups[0], opt.algorithm
-    host = Counters({n: record.counter_start[n] + (n == "step") for n in record.counters}, torch.float32)
-    device = Counters({n: torch.tensor([v]) for n, v in host.items()}, torch.float32)
-    for counters in (host, device):
-        plan = record.plan(group, counters, False)
-        for cfg in (plan.config, dataclasses.replace(plan.config, unscale=True)):
-            names = tuple(plan.scalars) + (("grad_scale",) if cfg.unscale else ())
-            state = "float64" if dtype == torch.float64 else "float32"
-            codecs = {"p": str(dtype)[6:], "g": str(dtype)[6:], **{n: state for n in cfg.state_names()}}
-            yield trace(cfg, names), codecs
-
-
 FP64_ONLY = re.compile(r"@triton\.jit\ndef (div_f64|sqrt_f64)\(.*?\n\n\n", re.S)
 
 
@@ -282,7 +264,7 @@ FP64_ONLY = re.compile(r"@triton\.jit\ndef (div_f64|sqrt_f64)\(.*?\n\n\n", re.S)
 def test_the_source_uses_only_exactly_rounded_operations(dtype):
     """No approximate division or square root, no float-to-half cast: only fma, div_rn, sqrt_rn, integer packing."""
     for case in ALL_CASES:
-        for program, codecs in program_and_codecs(case, dtype):
+        for _, program, codecs in traced_programs(case, str(dtype)[6:]):
             source = triton_print.source(program, codecs)
             helpers = FP64_ONLY.findall(source)
             assert helpers == ["div_f64", "sqrt_f64"]

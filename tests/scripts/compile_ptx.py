@@ -10,23 +10,19 @@ fp32 kernel got 16-byte vector loads. ``--all``: every distinct kernel of the ca
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import sys
 from pathlib import Path
 
-import torch
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from cases import ALL_CASES, by_name  # noqa: E402
+from cases import ALL_CASES, by_name, traced_programs  # noqa: E402
 
 from adamlab.backends import triton_launch, triton_print  # noqa: E402
-from adamlab.backends.trace import trace  # noqa: E402
-from adamlab.optim.counters import Counters  # noqa: E402
 
 SIGNATURE = {"work": "*i64", "numels": "*i64", "ptrs": "*i64", "sc": "*fp64", "sc_stride": "i64", "skip": "*fp32",
              "BLOCK": "constexpr", "CHUNK": "constexpr", "ALIGNED": "constexpr"}
@@ -36,24 +32,15 @@ SUBSET = ["adamw_amsgrad", "radam"]  # radam: its device step selects between it
 
 
 def programs(cases, dtypes):
-    """(name, source) of each distinct kernel: host and device steps, with and without AMP unscaling."""
+    """(label, source) of each distinct kernel of these cases and dtypes."""
     seen = set()
     for case in cases:
-        opt = case.make([torch.zeros(3, requires_grad=True)])
-        group, record = opt.param_groups[0], opt.algorithm
-        host = Counters({n: record.counter_start[n] + (n == "step") for n in record.counters}, torch.float32)
-        device = Counters({n: torch.tensor([v]) for n, v in host.items()}, torch.float32)
-        for counters in (host, device):
-            plan = record.plan(group, counters, False)
-            for cfg in (plan.config, dataclasses.replace(plan.config, unscale=True)):
-                names = tuple(plan.scalars) + (("grad_scale",) if cfg.unscale else ())
-                for dtype in dtypes:
-                    state = "float64" if dtype == "float64" else "float32"
-                    codecs = {"p": dtype, "g": dtype, **{n: state for n in cfg.state_names()}}
-                    source = triton_print.source(trace(cfg, names), codecs)
-                    if source not in seen:
-                        seen.add(source)
-                        yield f"{case.name}/{dtype}/{'unscale' if cfg.unscale else 'plain'}", source
+        for dtype in dtypes:
+            for label, program, codecs in traced_programs(case, dtype):
+                source = triton_print.source(program, codecs)
+                if source not in seen:
+                    seen.add(source)
+                    yield label, source
 
 
 def compile_ptx(source: str, aligned: bool) -> str:
