@@ -163,6 +163,7 @@ def test_a_skipped_step_writes_nothing():
         p.grad = torch.randn_like(p)
     opt.grad_scale, opt.found_inf = torch.tensor(2.0), torch.tensor(1.0)
     opt.step()
+    assert opt.last_step_skipped
     assert all(torch.equal(p, q) for p, q in zip(ps, before[0]))
     assert all(torch.equal(st[k], old[k]) for st, old in zip(states, before[1]) for k in old)
 

@@ -44,8 +44,18 @@ class Optimizer(torch.optim.Optimizer):
     _fixed: dict[str, Any] = {}
     # torch.amp.GradScaler hands fused-style optimizers grad_scale and found_inf (see _amp_inputs)
     _step_supports_amp_scaling = True
-    #: whether the last step() was skipped (GradScaler's overflow, or skip_nonfinite)
-    last_step_skipped = False
+    _last_step_skipped = False
+    _device_found_inf = None  # a device step's found_inf, read on the device by the kernel
+
+    @property
+    def last_step_skipped(self) -> bool:
+        """Whether the last step() was skipped (GradScaler's overflow, or skip_nonfinite): nothing was written.
+
+        After a device step under AMP this reads found_inf from the device (it waits for it).
+        """
+        if self._device_found_inf is not None:
+            return bool(self._device_found_inf.sum() != 0)
+        return self._last_step_skipped
 
     def __init_subclass__(cls, algorithm: Algorithm | None = None, defaults=None, fixed=None, **kw):
         super().__init_subclass__(**kw)
@@ -130,15 +140,16 @@ class Optimizer(torch.optim.Optimizer):
         return grad_scale, skip, None
 
     def _prepare(self, differentiable: bool) -> Stage | None:
-        self.last_step_skipped = False
+        self._last_step_skipped = False
         grad_scale, overflow, found_inf = self._amp_inputs(differentiable)
+        self._device_found_inf = found_inf
         if overflow:
-            self.last_step_skipped = True
+            self._last_step_skipped = True
             return None  # GradScaler found an overflow: nothing is written and the step is not counted
         guarded = skipping.enabled(self)
         if guarded and not skipping.gradients_are_finite(self):
             skipping.record_skip(self)
-            self.last_step_skipped = True
+            self._last_step_skipped = True
             return None
         stage = Stage(self, found_inf, priming=self._is_priming())
         for gi, group in enumerate(self.param_groups):
