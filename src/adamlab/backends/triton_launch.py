@@ -20,6 +20,7 @@ interpreter: that is how they are tested without a GPU.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -42,6 +43,7 @@ INTERPRETER = {"chunk": 1 << 11, "block": 1 << 9, "num_warps": 4}
 _cache = build.Cache()
 _kernels = _cache.made
 compiled: dict = {}  # (kernel, variant, device) -> the binary compiled ahead on a GPU
+_compile_errors: dict = {}
 _triton = None
 _import_error: Exception | None = None
 
@@ -167,15 +169,28 @@ class Launch:
     def __call__(self, sc, stride, skip) -> None:
         if len(self.work):
             args, kw = self.args(sc, stride, skip)
-            self.fn[(len(self.work),)](*args, **kw)
+            with _on(self.device):
+                self.fn[(len(self.work),)](*args, **kw)
 
     def compile(self, sc, stride, skip) -> None:
         """Build the GPU binary now, so that a compiler error refuses the step before anything is written."""
         s = settings()
         key = (id(self.fn), self.aligned, stride == 0, self.device, s["block"], s["chunk"], s["num_warps"])
+        if key in _compile_errors:
+            raise _compile_errors[key]  # a kernel that did not compile is not compiled again every step
         if key not in compiled and not interpreted():
             args, kw = self.args(sc, stride, skip)
-            compiled[key] = self.fn.warmup(*args, grid=(1,), **kw)  # its .asm holds the PTX gpu_check reads
+            try:
+                with _on(self.device):
+                    compiled[key] = self.fn.warmup(*args, grid=(1,), **kw)  # .asm holds the PTX gpu_check reads
+            except Exception as e:
+                _compile_errors[key] = e
+                raise
+
+
+def _on(device: torch.device):
+    """Triton launches on the current CUDA device: make it the tensors' one."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
 def _launches(bucket, slots, required: bool, keep=None):
