@@ -55,6 +55,19 @@ def maximum(a, b):
     return a.maximum(b)
 
 
+def where(condition, a, b):
+    """a where the per-param flag holds, else b: a branch a device step decides per param, not on the host.
+
+    Args:
+        condition (scalar): the flag (a bool Tensor, or a traced per-step value).
+        a (array): the value where it holds.
+        b (array): the value elsewhere.
+    """
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return torch.where(torch.as_tensor(condition).to(torch.bool), a, b)
+    return condition.select(a, b)
+
+
 def lerp(a, b, w):
     """a + w (b - a), rounded as torch.lerp rounds it (a fused multiply-add).
 
@@ -148,6 +161,18 @@ def lr_decay_factor(lr, weight_decay):
     return 1 - lr * weight_decay
 
 
+def schedule_multiplier(lr, base_lr):
+    """eta_t = gamma_t / gamma_0; 0 at lr 0, whatever gamma_0 is (a step at lr 0 moves nothing).
+
+    Args:
+        lr (scalar): gamma_t, the group's current lr.
+        base_lr (scalar): gamma_0, the lr the schedule multiplies.
+    """
+    if isinstance(lr, torch.Tensor):  # a Tensor lr, maybe on a GPU: decided there, never read on the host
+        return torch.where(lr == 0, 0.0, lr / base_lr)
+    return 0.0 if lr == 0 else lr / base_lr
+
+
 def schedule_decay_factor(lr, base_lr, weight_decay):
     """1 - eta_t lambda with eta_t = gamma_t / gamma_0, the schedule multiplier (Loshchilov & Hutter 2019, Alg. 2).
 
@@ -156,9 +181,7 @@ def schedule_decay_factor(lr, base_lr, weight_decay):
         base_lr (scalar): gamma_0, the lr the schedule multiplies (the group's lr at construction).
         weight_decay (scalar): lambda, the paper's (not multiplied by the lr).
     """
-    if lr == 0:  # eta_t = 0: a step at lr 0 moves nothing, whatever gamma_0 is
-        return 1.0
-    return 1 - (lr / base_lr) * weight_decay
+    return 1 - schedule_multiplier(lr, base_lr) * weight_decay
 
 
 # ---------------------------------------------------------------- moments
