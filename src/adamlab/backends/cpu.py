@@ -28,6 +28,11 @@ _kernels = _cache.made
 _forked_child = False
 
 
+def threads() -> int:
+    """Threads for a kernel: torch's setting, or 1 in a forked child (its OpenMP pool is gone)."""
+    return 1 if _forked_child else torch.get_num_threads()
+
+
 def _after_fork_in_child() -> None:
     global _forked_child
     _forked_child = True  # libgomp's thread pool does not survive fork: run kernels single-threaded
@@ -236,9 +241,9 @@ def prepare(bucket, required: bool):
     sc = (ctypes.c_double * len(vars(bucket.scalars)))(*vars(bucket.scalars).values())
 
     def run() -> None:
-        threads = 1 if _forked_child else torch.get_num_threads()
+        n_threads = threads()
         for launch in launches:
-            launch(sc, threads)
+            launch(sc, n_threads)
 
     slots = bucket.slots if rest else []
     return run, [slots[k] for k in rest]
