@@ -61,6 +61,7 @@ def test_the_options_are_beyond_torch_and_hidden_at_their_defaults(name):
     ({"rounding_seed": 2**32}, "rounding_seed"),
     ({"rounding_seed": 1.5}, "rounding_seed"),
     ({"state_precision": "8bit", "differentiable": True}, "differentiable"),
+    ({"param_update": "kahan", "capturable": True}, "capturable"),
 ])
 def test_bad_options_are_refused_naming_them(kwargs, words):
     with pytest.raises((ValueError, TypeError), match=words):

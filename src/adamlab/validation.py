@@ -88,11 +88,15 @@ def check_seed(name: str, value) -> None:
 
 
 def check_low_precision(group: dict) -> None:
-    """Low-precision state and bf16 rounding run the non-differentiable backends only."""
-    if group.get("differentiable") and (group.get("state_precision") is not None
-                                        or group.get("param_update", "nearest") != "nearest"):
+    """Low-precision state and bf16 rounding run the host-planned, non-differentiable steps only."""
+    if group.get("state_precision") is None and group.get("param_update", "nearest") == "nearest":
+        return
+    if group.get("differentiable"):
         raise ValueError("differentiable=True needs state_precision=None and param_update='nearest': "
                          "quantized state and stochastic rounding are not differentiable")
+    if group.get("capturable"):
+        raise ValueError("capturable=True needs state_precision=None and param_update='nearest': "
+                         "low-precision state is not yet stepped on the device")
 
 
 def choice(*allowed):

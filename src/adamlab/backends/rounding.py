@@ -76,9 +76,9 @@ def base(key: int, step: int) -> int:
     return mix32((key & MASK32) ^ mix32(int(step)))
 
 
-def random_bits(key: int, step: int, start: int, stop: int) -> torch.Tensor:
+def random_bits(key: int, step: int, start: int, stop: int, device=None) -> torch.Tensor:
     """The 32 random bits (int64, in [0, 2^32)) of elements [start, stop) at this step."""
-    j = torch.arange(start, stop, dtype=torch.int64)
+    j = torch.arange(start, stop, dtype=torch.int64, device=device)
     return mix32((j + base(key, step)) & MASK32)
 
 
@@ -95,7 +95,7 @@ def _load_plain(bufs, start, stop, ctx):
 
 
 def _store_stochastic(value, bufs, start, stop, ctx):
-    bits = random_bits(int(bufs["key"].item()), int(ctx.scalars.rounding_step), start, stop)
+    bits = random_bits(int(bufs["key"].item()), int(ctx.scalars.rounding_step), start, stop, value.device)
     bufs[""][start:stop].view(torch.int16).copy_(stochastic_bf16(value, bits))
 
 

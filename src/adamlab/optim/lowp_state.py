@@ -192,6 +192,10 @@ def expand_state_dict(state_dict: dict) -> dict:
     8-bit state is decoded (its codes times its blocks' absmax), bf16 state
     widened to fp32, a bf16 param's compensation and stream key dropped, and
     the low-precision options removed from the groups.
+
+    Args:
+        state_dict: an adamlab optimizer's ``state_dict()`` (or one loaded with
+            ``torch.load(..., weights_only=True)``); it is not changed.
     """
     record = read_format(state_dict)
     state = {}

@@ -24,7 +24,7 @@ def replace(stage, state: dict, content: dict) -> dict:
     return content
 
 
-def add(stage, gi, group, plan, params, grads, differentiable, states) -> None:
+def add(stage, gi, group, plan, params, grads, differentiable, states, device_step=False, found_inf=None) -> None:
     opt, cfg = stage.opt, plan.config
     names = cfg.state_names()
     memo = opt._memo.setdefault(("lowp", tuple(map(id, params)), names), {})
@@ -41,8 +41,8 @@ def add(stage, gi, group, plan, params, grads, differentiable, states) -> None:
         g_at = len(lay.keys[0]) if lay is not None else 1
         flat = list(flat)
         flat[g_at::width] = [_real(grads[i]) for i in members]
-        bucket = Bucket(cfg, None, flat, width, bucket_memo, codecs=lay.codecs if lay is not None else None)
-        stage._ready(gi, group, plan, bucket, differentiable, params[members[0]].device, lay)
+        bucket = Bucket(cfg, None, flat, width, bucket_memo, found_inf, codecs=lay.codecs if lay is not None else None)
+        stage._ready(gi, group, plan, bucket, differentiable, params[members[0]].device, lay, device_step)
 
 
 def _unchanged(memo, states) -> bool:

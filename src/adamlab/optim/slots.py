@@ -15,7 +15,7 @@ import torch
 
 from .. import backends
 from ..backends.dispatch import Bucket
-from . import lowp, lowp_state, lowp_step
+from . import device, lowp, lowp_state, lowp_step
 from .counters import Counters
 
 
@@ -29,8 +29,9 @@ def real_local(t: torch.Tensor) -> torch.Tensor:
 class Stage:
     """The writes of one step, ready to apply."""
 
-    def __init__(self, opt, priming: bool = False):
+    def __init__(self, opt, found_inf=None, priming: bool = False):
         self.opt = opt
+        self.found_inf = found_inf  # AMP's flag when device steps read it on the device; else None
         self.priming = priming  # create the state only: no update runs, no counter moves
         self.runs: list = []  # callables that write, in order
         self.installs: list = []  # (state dict, {name: staged tensor})
@@ -87,6 +88,10 @@ class Stage:
             self._add_sparse(group, sparse)
         if not params:
             return
+        if not differentiable and len(set(map(id, params))) == len(params) and device.wanted(
+                group, params, self.found_inf, differentiable):
+            device.add_group(self, gi, group, params, grads, grad_scale, self.found_inf)
+            return
         if group.get("capturable"):
             _check_capturable_devices(params)
         if differentiable or len(set(map(id, params))) != len(params):
@@ -129,19 +134,21 @@ class Stage:
                            scalars={**plan.scalars, "grad_scale": grad_scale})
         return lowp.with_rounding_step(group, counters, plan)
 
-    def _add_bucket(self, gi, group, plan, params, grads, differentiable, states=None) -> None:
+    def _add_bucket(self, gi, group, plan, params, grads, differentiable, states=None, device_step=False,
+                    found_inf=None) -> None:
+        """One bucket's arrays checked and its backend readied (a device step keeps its scalars as tensors)."""
         opt, cfg = self.opt, plan.config
         names = cfg.state_names()
         states = [self.state_of(p) for p in params] if states is None else states
         if lowp.active(group):
-            lowp_step.add(self, gi, group, plan, params, grads, differentiable, states)
+            lowp_step.add(self, gi, group, plan, params, grads, differentiable, states, device_step, found_inf)
             return
         memo = opt._memo.setdefault((tuple(map(id, params)), names, group.get("state_precision")), {})
         flat = self._flat_arrays(group, plan, params, grads, states, names, memo)
-        bucket = Bucket(cfg, None, flat, 2 + len(names), memo)
-        self._ready(gi, group, plan, bucket, differentiable, params[0].device)
+        bucket = Bucket(cfg, None, flat, 2 + len(names), memo, found_inf)
+        self._ready(gi, group, plan, bucket, differentiable, params[0].device, device_step=device_step)
 
-    def _ready(self, gi, group, plan, bucket, differentiable, device, lay=None) -> None:
+    def _ready(self, gi, group, plan, bucket, differentiable, device, lay=None, device_step=False) -> None:
         memo, names = bucket.memo, plan.config.state_names()
         if memo.get("signature") != bucket.signature():
             if lay is None:  # only when an array changed since it was last checked
@@ -151,7 +158,7 @@ class Stage:
                     lowp.check_slot(gi, lay, slot)
             memo["signature"] = bucket.signature()
         backend = backends.dispatch.choose(group.get("backend"), group.get("fused"), differentiable, device)
-        scalars = plan.scalars if differentiable else {k: _float(v) for k, v in plan.scalars.items()}
+        scalars = plan.scalars if differentiable or device_step else {k: _float(v) for k, v in plan.scalars.items()}
         bucket.scalars = SimpleNamespace(**scalars)
         self.runs.append(backends.prepare(bucket, backend, required=bool(group.get("fused")),
                                           differentiable=differentiable))
