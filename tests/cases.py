@@ -3,7 +3,7 @@
 Each :class:`Case` is an adamlab optimizer class plus hyperparameters. Where
 torch.optim has the exact same algorithm (``torch_name`` is set), the tests
 compare against it; every case is also compared against the independent
-NumPy transcription in ``tests/reference.py``. Like torch's OptimizerInfo and
+NumPy transcription in ``tests/oracle.py``. Like torch's OptimizerInfo and
 optax's test table, tests iterate over this table instead of repeating
 themselves per optimizer.
 """
@@ -21,8 +21,43 @@ import torch
 
 import adamlab
 
-# fused=False is the readable reference kernel; None is the default (fast path where it applies).
+# fused=False is the readable reference backend; None is the default (fast path where it applies).
 BACKENDS = {"reference": False, "default": None}
+
+
+@dataclass(frozen=True)
+class Info:
+    """What one optimizer class can do, recorded once (torch's OptimizerInfo, in our words)."""
+
+    name: str  # the adamlab class, and torch.optim's class of the same name
+    decay_modes: tuple[str, ...]  # weight-decay modes it can be asked for: "l2", "decoupled"
+    decoupled_flag: bool  # it takes decoupled_weight_decay= (AdamW fixes it; Adamax, Adagrad, RMSprop lack it)
+    sparse: bool  # torch lets it take sparse gradients
+    tuning: tuple[float, float, int]  # trajectory lr, convergence lr, convergence steps
+
+    def decay_kwargs(self, mode: str, weight_decay: float) -> dict:
+        kw = {"weight_decay": weight_decay}
+        if self.decoupled_flag:
+            kw["decoupled_weight_decay"] = mode == "decoupled"
+        return kw
+
+
+# Trajectory lrs are moderate, so that a float32 rounding difference is not amplified
+# chaotically (sign-like steps near a minimum). Plain gradient descent needs many
+# steps on Rosenbrock (condition number ~2500 at the minimum).
+INFOS = {
+    i.name: i
+    for i in (
+        Info("Adam", ("l2", "decoupled"), True, False, (3e-3, 5e-2, 1500)),
+        Info("AdamW", ("decoupled",), False, False, (3e-3, 5e-2, 1500)),
+        Info("RAdam", ("l2", "decoupled"), True, False, (3e-3, 3e-2, 1500)),
+        Info("NAdam", ("l2", "decoupled"), True, False, (1e-3, 1e-2, 3000)),
+        Info("Adamax", ("l2",), False, False, (3e-3, 2e-2, 1500)),
+        Info("Adagrad", ("l2",), False, True, (3e-2, 3e-1, 10000)),
+        Info("SGD", ("l2", "decoupled"), True, True, (1e-2, 2e-3, 1500)),
+        Info("RMSprop", ("l2",), False, False, (1e-3, 3e-3, 1500)),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -31,11 +66,13 @@ class Case:
     optimizer: str  # adamlab class name
     kwargs: dict  # hyperparameters other than lr
     torch_name: str | None  # torch.optim class with the same algorithm and arguments
-    # lr of the trajectory comparisons: moderate, so that a float32 rounding
-    # difference is not amplified chaotically (sign-like steps near a minimum)
-    lr: float
+    lr: float  # lr of the trajectory comparisons
     converge_lr: float  # a sensible lr for the convergence problems
     converge_steps: int
+
+    @property
+    def info(self) -> Info:
+        return INFOS[self.optimizer]
 
     @property
     def sign(self) -> float:
@@ -44,7 +81,7 @@ class Case:
 
     @property
     def algorithm(self) -> str:
-        return getattr(adamlab, self.optimizer).algorithm
+        return getattr(adamlab, self.optimizer).algorithm.name
 
     def make(self, params, **overrides) -> adamlab.Optimizer:
         kw = {"lr": self.lr, **self.kwargs, **overrides}
@@ -53,43 +90,25 @@ class Case:
     def make_torch(self, params, **overrides) -> torch.optim.Optimizer:
         assert self.torch_name, f"torch.optim has no counterpart for {self.name}"
         kw = {"lr": self.lr, **self.kwargs, **overrides}
-        kw.pop("fused", None)
+        for key in ("fused", "backend"):
+            kw.pop(key, None)
         return getattr(torch.optim, self.torch_name)(params, **kw)
 
     def hyper(self, **overrides) -> dict:
-        """The full hyperparameters (adamlab defaults filled in), for the NumPy reference."""
+        """The full hyperparameters (adamlab defaults filled in), for the NumPy oracle."""
         group = dict(self.make([torch.zeros(1)], **overrides).param_groups[0])
         group.pop("params")
         return group
 
     def weight_decay_modes(self) -> list[str]:
-        """Decay modes this optimizer class can be asked for: 'l2', 'decoupled'."""
-        if self.optimizer == "AdamW":
-            return ["decoupled"]
-        if self.optimizer == "RMSprop":
-            return ["l2"]
-        return ["l2", "decoupled"]
+        return list(self.info.decay_modes)
 
     def decay_kwargs(self, mode: str, weight_decay: float) -> dict:
-        kw = {"weight_decay": weight_decay}
-        if self.optimizer != "RMSprop":
-            kw["decoupled_weight_decay"] = mode == "decoupled"
-        return kw
-
-
-# Per class: trajectory lr, convergence lr, convergence steps. Plain gradient
-# descent needs many steps on Rosenbrock (condition number ~2500 at the minimum).
-TUNING = {
-    "Adam": (3e-3, 5e-2, 1500),
-    "AdamW": (3e-3, 5e-2, 1500),
-    "RAdam": (3e-3, 3e-2, 1500),
-    "SGD": (1e-2, 2e-3, 1500),
-    "RMSprop": (1e-3, 3e-3, 1500),
-}
+        return self.info.decay_kwargs(mode, weight_decay)
 
 
 def _case(name, optimizer, torch_name=None, tuning=(), **kwargs):
-    lr, converge_lr, steps = tuning or TUNING[optimizer]
+    lr, converge_lr, steps = tuning or INFOS[optimizer].tuning
     return Case(name, optimizer, kwargs, torch_name, lr, converge_lr, steps)
 
 
@@ -117,6 +136,17 @@ TORCH_CASES = [
     _torch("radam_l2", "RAdam", weight_decay=0.1),
     _torch("radam_decoupled", "RAdam", weight_decay=0.1, decoupled_weight_decay=True),
     _torch("radam_maximize", "RAdam", maximize=True, betas=(0.8, 0.99)),
+    _torch("nadam", "NAdam"),
+    _torch("nadam_l2", "NAdam", weight_decay=0.1),
+    _torch("nadam_decoupled_maximize", "NAdam", weight_decay=0.1, decoupled_weight_decay=True, maximize=True),
+    _torch("nadam_momentum_decay", "NAdam", momentum_decay=0.02, betas=(0.8, 0.99)),
+    _torch("adamax", "Adamax"),
+    _torch("adamax_l2_maximize", "Adamax", weight_decay=0.1, maximize=True),
+    _torch("adamax_betas", "Adamax", betas=(0.8, 0.99), eps=1e-6),
+    _torch("adagrad", "Adagrad"),
+    _torch("adagrad_lr_decay", "Adagrad", lr_decay=1e-4),
+    _torch("adagrad_l2_maximize", "Adagrad", weight_decay=0.1, maximize=True),
+    _torch("adagrad_initial_accumulator", "Adagrad", initial_accumulator_value=0.1, eps=1e-8),
     _torch("sgd", "SGD", PLAIN_SGD),
     _torch("sgd_momentum", "SGD", momentum=0.9),
     _torch("sgd_dampening", "SGD", momentum=0.9, dampening=0.5),
@@ -130,7 +160,7 @@ TORCH_CASES = [
     _torch("rmsprop_l2_maximize", "RMSprop", PLAIN_RMSPROP, weight_decay=0.1, maximize=True),
 ]
 
-# Configurations torch.optim lacks: compared against tests/reference.py only.
+# Configurations torch.optim lacks: compared against tests/oracle.py only.
 EXTRA_CASES = [
     _case("adam_no_bias_correction", "Adam", bias_correction=False),
     _case("adam_no_bias_correction_amsgrad", "Adam", bias_correction=False, amsgrad=True),
@@ -145,6 +175,7 @@ EXTRA_CASES = [
     ),
     _case("radam_threshold4", "RAdam", rect_threshold=4.0),
     _case("radam_schedule_decay", "RAdam", weight_decay=0.05, decoupled_weight_decay=True, decay_scale="schedule"),
+    _case("nadam_schedule_decay", "NAdam", weight_decay=0.05, decoupled_weight_decay=True, decay_scale="schedule"),
     _case("sgd_decoupled", "SGD", tuning=PLAIN_SGD, weight_decay=0.1, decoupled_weight_decay=True),
     _case("sgd_momentum_decoupled", "SGD", momentum=0.9, weight_decay=0.1, decoupled_weight_decay=True),
 ]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from cases import ALL_CASES, BACKENDS, STATEFUL, lr_multiplier, params, through_bytes
-from reference import Reference
+from oracle import Reference
 
 HALF = {"fp16": torch.float16, "bf16": torch.bfloat16}
 GRADS = torch.tensor([1e-4, 1e-3, 1e-2, 1.0])

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from cases import ALL_CASES, BACKENDS, TORCH_CASES, lr_multiplier, params, rel_diff
-from reference import Reference
+from oracle import Reference
 
 STEPS = 100
 SHAPES = [(4, 3), (7,)]

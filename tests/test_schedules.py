@@ -217,7 +217,7 @@ def test_untuned_linear_warmup_is_ma_yarats_omega(beta2):
 
 
 def test_effective_warmup_periods():
-    """T(omega) = sum_t (1 - omega_t): 1/(1-b2) - 1/2 for the linear rule; a geometric series for the exponential one."""
+    """T(omega) = sum_t (1 - omega_t): 1/(1-b2) - 1/2 for the linear rule; a geometric series for the exponential."""
     b2 = 0.999
     linear, expo = S.linear_warmup("untuned", beta2=b2), S.exponential_warmup(b2)
     assert sum(1 - linear(s) for s in range(5000)) == pytest.approx(1 / (1 - b2) - 0.5, rel=1e-9)

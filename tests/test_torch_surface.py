@@ -188,16 +188,21 @@ def test_state_dict_hooks_fire():
 
 @pytest.mark.parametrize("case", params(ALL_CASES))
 def test_params_without_grad_are_skipped(case):
-    """No grad: not decayed, not counted, no state, even with weight decay on."""
+    """No grad: not decayed, not counted, its state as torch left it (none, or Adagrad's initial one)."""
     with_grad, without = torch.randn(4, 3), torch.randn(5)
     start, frozen = with_grad.clone(), without.clone()
     opt = case.make([with_grad, without], weight_decay=0.1)
+    twin = case.make_torch([without.clone()], weight_decay=0.1) if case.torch_name else None
+    initial = {k: v.clone() for k, v in opt.state.get(without, {}).items()}
     for _ in range(3):
         with_grad.grad = torch.randn(4, 3)
         opt.step()
     assert not torch.equal(with_grad, start)
     assert torch.equal(without, frozen)
-    assert not opt.state.get(without)
+    state = opt.state.get(without, {})
+    assert state.keys() == initial.keys() and all(torch.equal(state[k], v) for k, v in initial.items())
+    if twin is not None:  # torch creates the same initial state, or none
+        assert state.keys() == twin.state.get(twin.param_groups[0]["params"][0], {}).keys()
 
 
 def test_named_parameters_as_torch():

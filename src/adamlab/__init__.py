@@ -2,7 +2,8 @@
 
 from . import math, schedules
 from .groups import param_groups
-from .optim import SGD, Adam, AdamW, Optimizer, RAdam, RMSprop
+from .optim import SGD, Adagrad, Adam, Adamax, AdamW, NAdam, Optimizer, RAdam, RMSprop
 
-__all__ = ["Adam", "AdamW", "RAdam", "SGD", "RMSprop", "Optimizer", "param_groups", "schedules", "math"]
+__all__ = ["Adam", "AdamW", "RAdam", "NAdam", "Adamax", "Adagrad", "SGD", "RMSprop", "Optimizer", "param_groups",
+           "schedules", "math"]
 __version__ = "0.1.0"

@@ -1,13 +1,14 @@
 """The equations, one small function each, named after the math.
 
-Every function here is written with arithmetic operators plus four primitives
-(``sqrt``, ``maximum``, ``lerp``, ``add_scaled``, ``add_product``), so the same code runs on
+Every function here is written with arithmetic operators plus a few primitives
+(``sqrt``, ``absolute``, ``maximum``, ``lerp``, ``add_scaled``, ``add_product``), so the same code runs on
 three kinds of value:
 
-* Python floats (the per-step scalars in :mod:`adamlab.plan`),
-* torch tensors (the readable reference path, :mod:`adamlab.kernels.reference`),
-* symbolic values (the fused path, :mod:`adamlab.kernels.codegen`, which traces
-  these functions into one C loop).
+* Python floats (the per-step scalars computed by each record's plan,
+  :mod:`adamlab.algorithms`),
+* torch tensors (the readable reference path, :mod:`adamlab.backends.reference`),
+* symbolic values (the fused paths, :mod:`adamlab.backends.trace`, which traces
+  these functions into a small program that each printer turns into a kernel).
 
 The operation order copies torch.optim's, including where torch's CPU
 kernels fuse a multiply-add (``lerp``, ``add(alpha=)``, ``addcmul``), so trajectories agree
@@ -27,6 +28,11 @@ def sqrt(x):
     return _m.sqrt(x) if isinstance(x, (int, float)) else x.sqrt()
 
 
+def absolute(x):
+    """|x| of a tensor or symbolic value."""
+    return x.abs()
+
+
 def maximum(a, b):
     """Elementwise maximum of two tensors or symbolic values (NaN propagates)."""
     return a.maximum(b)
@@ -39,15 +45,25 @@ def lerp(a, b, w):
 
 def add_scaled(x, y, alpha):
     """x + alpha y, rounded as torch's ``x.add(y, alpha=alpha)`` (a fused multiply-add)."""
-    return torch.add(x, y, alpha=alpha) if isinstance(x, torch.Tensor) else x.add_scaled(y, alpha)
+    if isinstance(x, torch.Tensor):
+        # a Tensor alpha (differentiable steps) has no fused form in torch
+        return x + alpha * y if isinstance(alpha, torch.Tensor) else torch.add(x, y, alpha=alpha)
+    return x.add_scaled(y, alpha)
 
 
 def add_product(x, a, b, value):
     """x + value a b, rounded as torch.addcmul rounds it (a fused multiply-add)."""
-    return torch.addcmul(x, a, b, value=value) if isinstance(x, torch.Tensor) else x.add_product(a, b, value)
+    if isinstance(x, torch.Tensor):
+        return x + value * a * b if isinstance(value, torch.Tensor) else torch.addcmul(x, a, b, value=value)
+    return x.add_product(a, b, value)
 
 
 # ---------------------------------------------------------------- gradients
+
+
+def unscale(g, grad_scale):
+    """g / S: undo the loss scale S of mixed-precision training (Micikevicius et al. 2018)."""
+    return g / grad_scale
 
 
 def signed_gradient(g, maximize):
@@ -95,6 +111,16 @@ def amsgrad_max(v_max, v):
     return maximum(v_max, v)
 
 
+def infinity_norm(u, g, beta2, eps):
+    """u_t = max(beta2 u, |g| + eps), Adamax's exponentially weighted inf-norm (Kingma & Ba 2015, sec. 7.1)."""
+    return maximum(u * beta2, absolute(g) + eps)
+
+
+def accumulated_square(acc, g):
+    """G_t = G + g^2, Adagrad's sum of squared gradients (Duchi et al. 2011)."""
+    return add_product(acc, g, g, 1.0)
+
+
 def momentum_buffer(buf, g, momentum, grad_weight):
     """b_t = mu b + (1 - dampening) g (Polyak 1964; Sutskever et al. 2013)."""
     return add_scaled(buf * momentum, g, grad_weight)
@@ -129,6 +155,16 @@ def radam_rectification(beta2, step):
     return ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
 
 
+def nadam_momentum(beta1, step, momentum_decay):
+    """mu_t = beta1 (1 - 0.5 * 0.96^(t psi)), the momentum schedule of NAdam (Dozat 2016)."""
+    return beta1 * (1.0 - 0.5 * (0.96 ** (step * momentum_decay)))
+
+
+def adagrad_lr(lr, step, lr_decay):
+    """lr / (1 + (t - 1) lr_decay), Adagrad's decayed step size (torch's form)."""
+    return lr / (1 + (step - 1) * lr_decay)
+
+
 # ---------------------------------------------------------------- updates
 
 
@@ -142,6 +178,21 @@ def preconditioned_step(p, m, denom, step_size):
     return p - step_size * m / denom
 
 
+def add_quotient(x, a, b, value):
+    """x + value a / b, rounded as torch.addcdiv rounds it: ((value a) / b), then the sum."""
+    return x + value * a / b
+
+
+def nadam_denominator(v, bias_correction2, eps):
+    """sqrt(v / (1 - beta2^t)) + eps, NAdam's order of operations (Dozat 2016)."""
+    return sqrt(v / bias_correction2) + eps
+
+
+def nadam_step(p, g, m, denom, grad_coeff, momentum_coeff):
+    """theta + c_g g/denom + c_m m/denom: the Nesterov-style blend of g and m (Dozat 2016, Alg. 2)."""
+    return add_quotient(add_quotient(p, g, denom, grad_coeff), m, denom, momentum_coeff)
+
+
 def radam_adaptive_step(p, m, v, lr, bias_correction1, bias_correction2_sqrt, eps, rect):
     """theta - lr r_t mhat sqrt(1-beta2^t)/(sqrt(v)+eps), torch's eps placement (Liu et al. 2020, Alg. 2)."""
     return p - (m / bias_correction1) * lr * (bias_correction2_sqrt / (sqrt(v) + eps)) * rect
@@ -152,8 +203,8 @@ def radam_momentum_step(p, m, lr, bias_correction1):
     return p - (m / bias_correction1) * lr
 
 
-def rmsprop_denominator(v, eps):
-    """sqrt(v) + eps (Tieleman & Hinton 2012)."""
+def root_denominator(v, eps):
+    """sqrt(v) + eps: RMSprop's (Tieleman & Hinton 2012) and Adagrad's (Duchi et al. 2011) denominator."""
     return sqrt(v) + eps
 
 

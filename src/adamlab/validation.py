@@ -1,78 +1,94 @@
-"""Argument checks, one function per rule.
+"""Argument checks: each raises naming the argument, its allowed range and the value received.
 
-Each raises ValueError naming the argument, its allowed range and the value
-received, before anything is changed.
+Types follow torch: a value of the wrong kind (a string lr) is a TypeError,
+a number out of range a ValueError. Every check runs before anything changes.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
+
+import torch
 
 
-def _number(name: str, value) -> float:
-    try:
+def real_number(name: str, value) -> float:
+    """The value as a float, if it is a real number or a 1-element tensor."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"Tensor {name} must be 1-element, got shape {tuple(value.shape)}")
+        if value.is_complex():
+            raise TypeError(f"{name} must be a real number, got a complex tensor")
+        x = float(value.detach())
+    elif isinstance(value, numbers.Real):
         x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a real number, got {value!r}") from None
+    else:
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
     if math.isnan(x):
         raise ValueError(f"{name} must not be NaN")
     return x
 
 
 def check_nonnegative(name: str, value) -> None:
-    """lr, eps, weight_decay, momentum, dampening: allowed range [0, inf)."""
-    if _number(name, value) < 0:
+    """lr, eps, weight_decay, momentum, ...: allowed range [0, inf)."""
+    if real_number(name, value) < 0:
         raise ValueError(f"{name} must be in [0, inf), got {value}")
 
 
 def check_unit_interval(name: str, value) -> None:
     """An EMA coefficient (beta1, beta2, alpha): allowed range [0, 1)."""
-    x = _number(name, value)
-    if not 0.0 <= x < 1.0:
+    if not 0.0 <= real_number(name, value) < 1.0:
         raise ValueError(f"{name} must be in [0, 1), got {value}")
 
 
-def check_betas(betas) -> None:
+def check_real(name: str, value) -> None:
+    real_number(name, value)
+
+
+def check_betas(name: str, betas) -> None:
+    """A pair (beta1, beta2) in [0, 1)^2: both numbers or both 1-element tensors, as torch requires."""
     try:
         beta1, beta2 = betas
     except (TypeError, ValueError):
-        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}") from None
-    check_unit_interval("betas[0]", beta1)
-    check_unit_interval("betas[1]", beta2)
+        raise ValueError(f"{name} must be a pair (beta1, beta2), got {betas!r}") from None
+    if isinstance(beta1, torch.Tensor) != isinstance(beta2, torch.Tensor):
+        raise ValueError(f"{name} must be either both floats or both Tensors, got {betas!r}")
+    check_unit_interval(f"{name}[0]", beta1)
+    check_unit_interval(f"{name}[1]", beta2)
 
 
-def check_choice(name: str, value, allowed) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
+def check_bool(name: str, value) -> None:
+    if not isinstance(value, (bool, int)) or isinstance(value, float):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
 
 
-def check_nesterov(nesterov: bool, momentum, dampening) -> None:
+def check_optional_bool(name: str, value) -> None:
+    if value is not None:
+        check_bool(name, value)
+
+
+def choice(*allowed):
+    """A check that the value is one of ``allowed``."""
+
+    def check(name: str, value) -> None:
+        if value not in allowed:
+            raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+    return check
+
+
+def check_nesterov(group: dict) -> None:
     """Nesterov momentum needs momentum > 0 and dampening == 0 (torch's rule)."""
-    if nesterov and (momentum <= 0 or dampening != 0):
+    if group.get("nesterov") and (group["momentum"] <= 0 or group["dampening"] != 0):
         raise ValueError(
-            f"nesterov=True requires momentum in (0, inf) and dampening == 0, "
-            f"got momentum={momentum}, dampening={dampening}"
+            "nesterov=True requires momentum in (0, inf) and dampening == 0, "
+            f"got momentum={group['momentum']}, dampening={group['dampening']}"
         )
 
 
-GROUP_CHECKS = {
-    "lr": lambda v: check_nonnegative("lr", v),
-    "eps": lambda v: check_nonnegative("eps", v),
-    "weight_decay": lambda v: check_nonnegative("weight_decay", v),
-    "momentum": lambda v: check_nonnegative("momentum", v),
-    "dampening": lambda v: check_nonnegative("dampening", v),
-    "betas": check_betas,
-    "alpha": lambda v: check_unit_interval("alpha", v),
-    "decay_scale": lambda v: check_choice("decay_scale", v, ("lr", "schedule")),
-    "rect_threshold": lambda v: _number("rect_threshold", v),
-}
-
-
-def check_group(group: dict) -> None:
-    """Validate every known hyperparameter of a (defaults-merged) param group."""
-    for key, check in GROUP_CHECKS.items():
-        if key in group:
-            check(group[key])
-
-    if "nesterov" in group:
-        check_nesterov(group["nesterov"], group.get("momentum", 0), group.get("dampening", 0))
+def check_fused_flags(group: dict) -> None:
+    """torch's refusals for combining fused with foreach or differentiable."""
+    if group.get("fused") and group.get("differentiable"):
+        raise RuntimeError("`fused` does not support `differentiable`")
+    if group.get("fused") and group.get("foreach"):
+        raise RuntimeError("`fused` and `foreach` cannot be `True` together.")

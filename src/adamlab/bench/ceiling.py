@@ -20,7 +20,7 @@ import time
 import numpy as np
 import torch
 
-from adamlab.kernels.cpu import load_library  # the one import of the kernel builder (it moves to adamlab.backends)
+from adamlab.backends.build import load_library  # the one import of the kernel builder
 
 SOURCE = r"""
 #include <stdint.h>

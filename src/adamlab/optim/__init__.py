@@ -1,5 +1,4 @@
-from .adam import Adam, AdamW, RAdam
 from .base import Optimizer
-from .sgd import SGD, RMSprop
+from .classes import SGD, Adagrad, Adam, Adamax, AdamW, NAdam, RAdam, RMSprop
 
-__all__ = ["Adam", "AdamW", "RAdam", "SGD", "RMSprop", "Optimizer"]
+__all__ = ["Adam", "AdamW", "RAdam", "NAdam", "Adamax", "Adagrad", "SGD", "RMSprop", "Optimizer"]

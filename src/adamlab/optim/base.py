@@ -1,23 +1,32 @@
-"""The one optimizer base class: state, dispatch and checkpoint checks.
+"""The one optimizer base class: arguments, state, the step, checkpoints.
 
-Subclasses only name their algorithm, defaults and argument checks. A step:
+A subclass names its record and any defaults it fixes::
 
-1. gathers the params that have gradients (refusing sparse ones first),
-2. creates missing state with ``zeros_like`` (so DTensor params get DTensor state),
-3. buckets params by step count, asks :mod:`adamlab.plan` for the scalars,
-4. hands each bucket to the fused kernel, or to the reference kernel.
+    class AdamW(Optimizer, algorithm=ADAM, defaults={"weight_decay": 1e-2},
+                fixed={"decoupled_weight_decay": True}):
+        "Adam with decoupled weight decay."
+
+and gets torch's signature (from the record's options, in torch's order)
+and an ``Args:`` section. A step is all or nothing:
+
+1. *prepare*: gather params with gradients, read their counters, bucket them
+   by counters, plan each bucket, stage the state of new params, check every
+   array, and get a backend ready (kernels built and loaded); anything that
+   can fail or refuse happens here, and nothing is written;
+2. *apply*: install staged state, run each bucket, then advance the counters.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import inspect
 from typing import Any
 
 import torch
 
-from .. import kernels
-from ..plan import make_plan
-from ..validation import check_group
+from ..algorithms import Algorithm
+from . import checkpoint
+from .counters import CounterBank, Counters, step_dtype
+from .slots import Stage
 
 HALF = (torch.float16, torch.bfloat16)
 
@@ -27,169 +36,154 @@ def state_dtype(param: torch.Tensor) -> torch.dtype:
     return torch.float32 if param.dtype in HALF else param.dtype
 
 
-def step_dtype() -> torch.dtype:
-    """torch's dtype for state['step']: float64 under a float64 default dtype, else float32."""
-    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
-
-
-def defaults_from(arguments: dict[str, Any]) -> dict[str, Any]:
-    """A constructor's ``locals()`` as torch-style group defaults (betas kept as a tuple)."""
-    defaults = {k: v for k, v in arguments.items() if k not in ("self", "params", "__class__")}
-    if isinstance(defaults.get("betas"), list):
-        defaults["betas"] = tuple(defaults["betas"])
-    return defaults
-
-
 class Optimizer(torch.optim.Optimizer):
-    """Base of every adamlab optimizer; the algorithm lives in rules and plan."""
+    """Base of every adamlab optimizer; the algorithm lives in its record (:mod:`adamlab.algorithms`)."""
 
-    algorithm: str = ""
-    #: whether the algorithm keeps state['step'] (torch's SGD does not)
-    counts_steps: bool = True
+    algorithm: Algorithm
+    _class_defaults: dict[str, Any] = {}
+    _fixed: dict[str, Any] = {}
+    # torch.amp.GradScaler hands fused-style optimizers grad_scale and found_inf (see _amp_inputs)
+    _step_supports_amp_scaling = True
 
-    def __init__(self, params, defaults: dict[str, Any]):
-        check_group(defaults)
+    def __init_subclass__(cls, algorithm: Algorithm | None = None, defaults=None, fixed=None, **kw):
+        super().__init_subclass__(**kw)
+        if algorithm is None:
+            return
+        cls.algorithm = algorithm
+        cls._class_defaults = {**algorithm.defaults(), **(defaults or {})}
+        cls._fixed = dict(fixed or {})
+        _build_signature(cls)
+
+    def __init__(self, params, **options):
+        unknown = sorted(set(options) - set(self._class_defaults) - {"params"})
+        if unknown:
+            raise TypeError(f"{type(self).__name__}() got unexpected keyword arguments {unknown}")
+        defaults = {**self._class_defaults, **options, **self._fixed}
+        if isinstance(defaults.get("betas"), list):
+            defaults["betas"] = tuple(defaults["betas"])
+        self.algorithm.check(defaults)
         self._reset_caches()
         super().__init__(params, defaults)
+        if self.algorithm.eager_state:
+            for group in self.param_groups:
+                self._create_eager_state(group)
 
     def _reset_caches(self) -> None:
         """Derived from the state, rebuilt on demand: never pickled, never in a state dict."""
-        self._step_buffers: dict = {}  # step counters as views of one buffer, see _next_steps
-        self._layouts: dict = {}  # the fused kernel's per-bucket pointers, see kernels.cpu.Layout
+        self._counters = CounterBank()
+        self._memo: dict = {}  # per bucket of params: what was checked last step, and the kernels' layout
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        if "_layouts" not in self.__dict__:  # unpickled: torch's __getstate__ keeps only the state
+        checkpoint.fill_defaults(self)  # a checkpoint from an older torch lacks keys added since
+        if "_counters" not in self.__dict__:  # unpickled: torch's __getstate__ keeps only the state
             self._reset_caches()
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        check_group({**self.defaults, **{k: v for k, v in param_group.items() if k != "params"}})
+        options = {k: v for k, v in param_group.items() if k != "params"}
+        self.algorithm.check({**self.defaults, **options})
         super().add_param_group(param_group)
         group = self.param_groups[-1]
-        # decay_scale="schedule" decays by lr / base_lr; torch's schedulers need
-        # initial_lr to resume, and set it to the same value when they start
-        group.setdefault("base_lr", group["lr"])
-        group.setdefault("initial_lr", group["lr"])
+        if isinstance(group.get("betas"), list):
+            group["betas"] = tuple(group["betas"])
+        if group.get("decay_scale") == "schedule":
+            group.setdefault("base_lr", group["lr"])  # gamma_0 of the schedule multiplier lr / gamma_0
+        if self.algorithm.eager_state and hasattr(self, "_counters"):
+            self._create_eager_state(group)
+
+    def _create_eager_state(self, group) -> None:
+        """State created at construction, where torch does so (Adagrad)."""
+        for p in group["params"]:
+            state = self.state[p]
+            if not state:
+                for name, value in self._new_state(p, group, self.algorithm.plan(group, _FRESH, True)).items():
+                    state[name] = value
+                for name in self.algorithm.counters:
+                    state[name] = torch.tensor(self.algorithm.counter_start[name], dtype=self._counter_dtype(group))
 
     # ------------------------------------------------------------------ step
 
-    @torch.no_grad()
     def step(self, closure=None):
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        # plan every group before changing anything, so a refused step changes nothing
-        work = []
-        for group in self.param_groups:
-            params, grads = self._params_with_grad(group)
-            if params:
-                counters, steps = self._next_steps(params)
-                work.append((group, counters, self._plan(group, params, grads, steps)))
-        for group, counters, buckets in work:
-            if counters is not None:
-                counters += 1
-            for cfg, scalars, ps, gs in buckets:
-                states = [self._ensure_state(p, cfg.state_names) for p in ps]
-                kernels.apply(cfg, scalars, ps, gs, states, fused=group.get("fused"), cache=self._layouts)
+        differentiable = bool(self.defaults.get("differentiable", False))
+        with torch.set_grad_enabled(differentiable):
+            stage = self._prepare(differentiable)
+            if stage is not None:
+                stage.apply()
         return loss
 
-    def _params_with_grad(self, group) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        params, grads = [], []
-        for p in group["params"]:
-            g = p.grad
-            if g is not None:
-                if g.is_sparse:
-                    raise RuntimeError(
-                        f"{type(self).__name__} does not support sparse gradients; "
-                        "use torch.optim.SparseAdam or a dense gradient"
-                    )
-                params.append(p)
-                grads.append(g)
-        return params, grads
+    def _amp_inputs(self):
+        """(grad_scale or None, whether found_inf says to skip); set by torch.amp.GradScaler."""
+        grad_scale, found_inf = getattr(self, "grad_scale", None), getattr(self, "found_inf", None)
+        skip = found_inf is not None and bool(found_inf.sum() != 0 if torch.is_tensor(found_inf) else found_inf)
+        return grad_scale, skip
 
-    def _plan(self, group, params, grads, steps) -> list:
-        """(config, scalars, params, grads) per distinct step count: usually one bucket."""
-        if len(set(steps)) == 1:
-            return [(*make_plan(self.algorithm, group, steps[0]), params, grads)]
-        buckets: dict[int, tuple[list, list]] = defaultdict(lambda: ([], []))
-        for p, g, step in zip(params, grads, steps):
-            buckets[step][0].append(p)
-            buckets[step][1].append(g)
-        return [(*make_plan(self.algorithm, group, step), ps, gs) for step, (ps, gs) in buckets.items()]
+    def _prepare(self, differentiable: bool) -> Stage | None:
+        grad_scale, skip = self._amp_inputs()
+        if skip:
+            return None  # an overflow: nothing is written and the step is not counted
+        stage = Stage(self)
+        for gi, group in enumerate(self.param_groups):
+            stage.add_group(gi, group, grad_scale, differentiable)
+        return stage
 
-    def _next_steps(self, params: list[torch.Tensor]):
-        """(the step counters to increment, or None; each param's step count after this step).
+    def _counter_dtype(self, group) -> torch.dtype:
+        return torch.float32 if group.get("fused") or group.get("capturable") else step_dtype()
 
-        The counters stay one 0-d tensor per param, torch's format, but are kept
-        as views into one buffer per group, so a step costs two tensor ops
-        instead of two per param. Any outside change (a loaded state dict, a
-        new param) is noticed by identity and the buffer is rebuilt.
-        """
-        if not self.counts_steps:
-            # the momentum buffer's absence marks the first step, as in torch
-            return None, [1 if "momentum_buffer" not in self.state[p] else 2 for p in params]
-        key = tuple(map(id, params))
-        cached = self._step_buffers.get(key)
-        if cached is None or any(self.state[p].get("step") is not v for p, v in zip(params, cached[1])):
-            if len(self._step_buffers) > 8:  # the set of params with grads keeps changing
-                self._step_buffers.clear()
-            cached = self._step_buffers[key] = self._gather_steps(params)
-        buffer = cached[0]
-        return buffer, [int(s) + 1 for s in buffer.tolist()]
-
-    def _gather_steps(self, params):
-        values = [float(self.state[p].get("step", 0.0)) for p in params]
-        buffer = torch.tensor(values, dtype=step_dtype())
-        views = list(buffer.unbind())
-        for p, view in zip(params, views):
-            self.state[p]["step"] = view
-        return buffer, views
-
-    def _ensure_state(self, p: torch.Tensor, names) -> dict:
-        state = self.state[p]
-        for name in names:
-            if name not in state:
-                state[name] = torch.zeros_like(p, dtype=state_dtype(p), memory_format=torch.preserve_format)
-        return state
+    def _new_state(self, p: torch.Tensor, group, plan) -> dict[str, torch.Tensor]:
+        """Zero state (or torch's fill value) for a param's first step, in torch's layout."""
+        out = {}
+        for name in plan.config.state_names():
+            key = self.algorithm.state_fill.get(name)
+            value = group[key] if key else 0
+            if key and p.is_complex():
+                value = complex(value, value)
+            out[name] = torch.full_like(p, value, dtype=state_dtype(p), memory_format=torch.preserve_format)
+        return out
 
     # ------------------------------------------------------------ checkpoints
 
+    def state_dict(self) -> dict[str, Any]:
+        return checkpoint.hide_beyond_torch(self, super().state_dict())
+
     def load_state_dict(self, state_dict: dict) -> None:
         """torch's loader, after checks torch skips, keeping fp32 moments for half params."""
-        check_state_dict(self, state_dict)
+        checkpoint.check_state_dict(self, state_dict)
         super().load_state_dict(state_dict)
         self._reset_caches()  # they point at the replaced state tensors
-        params = [p for g in self.param_groups for p in g["params"]]
-        saved_ids = [i for g in state_dict["param_groups"] for i in g["params"]]
-        for p, pid in zip(params, saved_ids):
-            for key, value in state_dict["state"].get(pid, {}).items():
-                if key != "step" and torch.is_tensor(value) and value.is_floating_point():
-                    self.state[p][key] = value.to(device=p.device, dtype=state_dtype(p)).clone()
+        checkpoint.restore_state_dtypes(self, state_dict, state_dtype)
 
 
-def check_state_dict(opt: torch.optim.Optimizer, state_dict: dict) -> None:
-    """Refuse a state dict that does not fit, before anything is changed."""
-    saved_groups = state_dict.get("param_groups")
-    if not isinstance(saved_groups, list) or not isinstance(state_dict.get("state"), dict):
-        raise ValueError("state_dict must have 'state' (dict) and 'param_groups' (list)")
-    if len(saved_groups) != len(opt.param_groups):
-        raise ValueError(
-            f"state_dict has {len(saved_groups)} param groups, the optimizer has {len(opt.param_groups)}"
-        )
-    for gi, (group, saved) in enumerate(zip(opt.param_groups, saved_groups)):
-        if len(group["params"]) != len(saved["params"]):
-            raise ValueError(
-                f"param group {gi}: state_dict has {len(saved['params'])} params, "
-                f"the optimizer has {len(group['params'])}"
-            )
-        for pi, (p, pid) in enumerate(zip(group["params"], saved["params"])):
-            for key, value in state_dict["state"].get(pid, {}).items():
-                if key == "step":
-                    if torch.is_tensor(value) and value.numel() != 1:
-                        raise ValueError(f"param group {gi}, param {pi}: 'step' must be a scalar")
-                elif torch.is_tensor(value) and value.shape != p.shape:
-                    raise ValueError(
-                        f"param group {gi}, param {pi}: state '{key}' has shape "
-                        f"{tuple(value.shape)}, the param has shape {tuple(p.shape)}"
-                    )
+_FRESH = Counters({"step": 1}, torch.float32)
+
+
+def _build_signature(cls) -> None:
+    """torch's constructor signature and an ``Args:`` section, from the record's options."""
+    P = inspect.Parameter
+    params = [P("self", P.POSITIONAL_OR_KEYWORD), P("params", P.POSITIONAL_OR_KEYWORD)]
+    lines = ["", "Args:", "    params: an iterable of Tensors, of (name, Tensor) pairs, or of param-group dicts."]
+    positional = []
+    for option in cls.algorithm.options:
+        if option.name in cls._fixed:
+            continue
+        kind = P.POSITIONAL_OR_KEYWORD if option.positional else P.KEYWORD_ONLY
+        default = cls._class_defaults[option.name]
+        params.append(P(option.name, kind, default=default))
+        if option.positional:
+            positional.append(option.name)
+        lines.append(f"    {option.name} (default {default!r}): {option.doc}")
+    signature = inspect.Signature(params)
+
+    def __init__(self, params, *args, **kwargs):
+        bound = signature.bind(self, params, *args, **kwargs)
+        options = {k: v for k, v in bound.arguments.items() if k not in ("self", "params")}
+        Optimizer.__init__(self, params, **options)
+
+    __init__.__signature__ = signature
+    __init__.__doc__ = cls.__doc__
+    cls.__init__ = __init__
+    cls.__signature__ = inspect.Signature(params[1:])
+    cls.__doc__ = (cls.__doc__ or "").rstrip() + "\n" + "\n".join(lines) + "\n"

@@ -29,7 +29,7 @@ def kind(cls):
 
 
 def check_steps(name: str, value, low: int = 0) -> int:
-    """A step count: an integer in [low, inf), returned as a plain int (a numpy int would not load with weights_only)."""
+    """A step count: an integer in [low, inf), as a plain int (a numpy int would not load with weights_only)."""
     try:
         if isinstance(value, bool):
             raise TypeError

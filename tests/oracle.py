@@ -10,6 +10,11 @@ adamlab's source, so that it can disagree with it:
   sqrt(1 - beta2^t) / (sqrt(v) + eps); rectified when rho_t > threshold.
 * SGD with momentum, torch's form: the first buffer is g, undamped.
 * RMSprop (Tieleman & Hinton 2012), centred (Graves 2013), with momentum.
+* NAdam (Dozat 2016) in torch's documented form: mu_t = beta1 (1 - 0.5 0.96^(t psi)),
+  the running product of mu kept in float32 as torch keeps it (in the step counter's dtype).
+* Adamax (Kingma & Ba 2015, sec. 7.1): u_t = max(beta2 u, |g| + eps), theta -= lr/(1-beta1^t) m/u.
+* Adagrad (Duchi et al. 2011), torch's form: lr_t = lr / (1 + (t-1) lr_decay), sum starts at
+  initial_accumulator_value.
 * Weight decay: L2 adds wd*theta to g (after maximize negates g); decoupled
   multiplies theta by 1 - lr*wd ("lr" scale) or by 1 - (lr/lr0)*wd
   ("schedule" scale, Loshchilov & Hutter 2019, Alg. 2), lr0 the initial lr.
@@ -105,4 +110,29 @@ def rmsprop(p, g, st, h, lr, t):
     return p - lr * d
 
 
-UPDATES = {"adam": adam, "radam": radam, "sgd": sgd, "rmsprop": rmsprop}
+def nadam(p, g, st, h, lr, t):
+    b1, b2 = h["betas"]
+    psi = h["momentum_decay"]
+    mu = b1 * (1 - 0.5 * 0.96 ** (t * psi))
+    mu_next = b1 * (1 - 0.5 * 0.96 ** ((t + 1) * psi))
+    prod = st["mu_product"] = float(np.float32(st.get("mu_product", 1.0)) * np.float32(mu))
+    m = st["m"] = b1 * st.get("m", 0.0) + (1 - b1) * g
+    v = st["v"] = b2 * st.get("v", 0.0) + (1 - b2) * g * g
+    denom = np.sqrt(v / (1 - b2**t)) + h["eps"]
+    return p - lr * (1 - mu) / (1 - prod) * g / denom - lr * mu_next / (1 - prod * mu_next) * m / denom
+
+
+def adamax(p, g, st, h, lr, t):
+    b1, b2 = h["betas"]
+    m = st["m"] = b1 * st.get("m", 0.0) + (1 - b1) * g
+    u = st["u"] = np.maximum(b2 * st.get("u", 0.0), np.abs(g) + h["eps"])
+    return p - lr / (1 - b1**t) * m / u
+
+
+def adagrad(p, g, st, h, lr, t):
+    total = st["sum"] = st.get("sum", h["initial_accumulator_value"]) + g * g
+    return p - lr / (1 + (t - 1) * h["lr_decay"]) * g / (np.sqrt(total) + h["eps"])
+
+
+UPDATES = {"adam": adam, "radam": radam, "sgd": sgd, "rmsprop": rmsprop, "nadam": nadam, "adamax": adamax,
+           "adagrad": adagrad}

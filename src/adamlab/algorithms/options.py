@@ -1,0 +1,113 @@
+"""Constructor options shared by several records, each written once with its doc and check.
+
+Records list them in torch's order; :func:`positional` marks those that are
+positional-or-keyword in torch's signature of that optimizer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .. import validation as V
+from .base import Option
+
+
+def positional(*options: Option) -> tuple[Option, ...]:
+    return tuple(replace(o, positional=True) for o in options)
+
+
+def beyond_torch(*options: Option) -> tuple[Option, ...]:
+    """Options that torch's class of this algorithm does not have."""
+    return tuple(replace(o, beyond_torch=True) for o in options)
+
+
+def lr(default: float) -> Option:
+    return Option("lr", default, "Learning rate gamma (a float, or a 1-element Tensor).", V.check_nonnegative)
+
+
+def eps(default: float, doc: str = "Added to the denominator for numerical stability.") -> Option:
+    return Option("eps", default, doc, V.check_nonnegative)
+
+
+def weight_decay(default: float = 0.0, doc: str | None = None) -> Option:
+    return Option(
+        "weight_decay",
+        default,
+        doc or "Weight decay lambda: L2 (added to the gradient) unless ``decoupled_weight_decay``.",
+        V.check_nonnegative,
+    )
+
+
+BETAS = Option(
+    "betas",
+    (0.9, 0.999),
+    "(beta1, beta2): EMA coefficients of the first and second moments (Kingma & Ba 2015).",
+    V.check_betas,
+)
+AMSGRAD = Option(
+    "amsgrad",
+    False,
+    "Divide by the running max of v (Reddi et al. 2018), torch's variant: the max of raw v, "
+    "divided by the current 1 - beta2^t.",
+    V.check_bool,
+)
+DECOUPLED_WEIGHT_DECAY = Option(
+    "decoupled_weight_decay",
+    False,
+    "Shrink theta by 1 - lr*wd instead of adding wd*theta to the gradient (Loshchilov & Hutter 2019).",
+    V.check_bool,
+)
+MAXIMIZE = Option("maximize", False, "Maximize the objective: the gradient is negated.", V.check_bool)
+FOREACH = Option(
+    "foreach",
+    None,
+    "Accepted for torch compatibility and kept in the group. It selects no path: adamlab's default step is "
+    "already horizontal across tensors (one fused pass for all of a group's params).",
+    V.check_optional_bool,
+)
+CAPTURABLE = Option(
+    "capturable",
+    False,
+    "Keep step counters on the device so a step can be captured in a CUDA graph. As in torch, True "
+    "needs params on a capturable device (CUDA); on CPU the step raises.",
+    V.check_bool,
+)
+DIFFERENTIABLE = Option(
+    "differentiable",
+    False,
+    "Record the step in autograd (for meta-learning): the update is differentiable with respect to the "
+    "params, the state and Tensor hyperparameters. Runs the readable reference backend.",
+    V.check_bool,
+)
+FUSED = Option(
+    "fused",
+    None,
+    "None: the fastest backend for the params' device. True: a fused backend (the generated C loop on CPU), "
+    "or an error. False: the readable reference backend (torch ops, param by param).",
+    V.check_optional_bool,
+)
+BIAS_CORRECTION = Option(
+    "bias_correction",
+    True,
+    "Divide the moments by 1 - beta^t (Kingma & Ba 2015, sec. 3). False drops both corrections "
+    "(beyond torch).",
+    V.check_bool,
+    beyond_torch=True,
+)
+DECAY_SCALE = Option(
+    "decay_scale",
+    "lr",
+    'How decoupled decay is scaled: "lr" shrinks theta by 1 - lr*wd (torch); "schedule" by '
+    "1 - (lr/base_lr)*wd, the schedule multiplier of Loshchilov & Hutter's Algorithm 2, so wd is "
+    "their lambda (beyond torch; base_lr is the group's lr at construction).",
+    V.choice("lr", "schedule"),
+    beyond_torch=True,
+)
+BACKEND = Option(
+    "backend",
+    None,
+    'Force a backend: "c" (the generated C loop, CPU tensors) or "reference" (torch ops, any device). '
+    "None picks the fastest for the params' device (beyond torch).",
+    V.choice(None, "c", "reference"),
+    beyond_torch=True,
+)

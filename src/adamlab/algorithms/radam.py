@@ -1,0 +1,66 @@
+"""RAdam: Adam with the variance of its adaptive lr rectified (Liu et al. 2020)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import math as M
+from .. import validation as V
+from . import options as O
+from .adam import decayed_moments
+from .base import Algorithm, Config, Option, Plan, decay_mode, decay_scalars
+
+
+@dataclass(frozen=True)
+class RAdamConfig(Config):
+    rectified: bool = False  # this step uses the rectified adaptive update (rho_t > threshold)
+
+    def state_names(self):
+        return ("exp_avg", "exp_avg_sq")
+
+    def rule(self, p, g, st, s):
+        p, _, m, v = decayed_moments(self, p, g, st, s)
+        if self.rectified:
+            p = M.radam_adaptive_step(p, m, v, s.lr, s.bias_correction1, s.bias_correction2_sqrt, s.eps, s.rect)
+        else:
+            p = M.radam_momentum_step(p, m, s.lr, s.bias_correction1)
+        return p, {"exp_avg": m, "exp_avg_sq": v}
+
+
+def plan(group, counters, fresh) -> Plan:
+    step = counters["step"]
+    beta1, beta2 = group["betas"]
+    rectified = bool(M.radam_rho(beta2, step) > group["rect_threshold"])
+    mode = decay_mode(group)
+    scalars = dict(
+        beta1=beta1,
+        beta2=beta2,
+        eps=group["eps"],
+        lr=group["lr"],
+        bias_correction1=M.bias_correction(beta1, step),
+        bias_correction2_sqrt=M.bias_correction(beta2, step) ** 0.5,
+        **decay_scalars(group, mode),
+    )
+    if rectified:
+        scalars["rect"] = M.radam_rectification(beta2, step)
+    return Plan(RAdamConfig(group["maximize"], mode, rectified=rectified), scalars)
+
+
+RECT_THRESHOLD = Option(
+    "rect_threshold",
+    5.0,
+    "The rho_t above which the rectified adaptive step is used: torch and the official code use 5 "
+    "(strict >); the paper writes 4 (beyond torch).",
+    V.check_real,
+    beyond_torch=True,
+)
+
+RADAM = Algorithm(
+    "radam",
+    options=O.positional(O.lr(1e-3), O.BETAS, O.eps(1e-8), O.weight_decay(), O.DECOUPLED_WEIGHT_DECAY)
+    + (O.FOREACH, O.MAXIMIZE, O.CAPTURABLE, O.DIFFERENTIABLE)
+    + O.beyond_torch(O.FUSED)
+    + (RECT_THRESHOLD, O.DECAY_SCALE, O.BACKEND),
+    plan=plan,
+    group_checks=(V.check_fused_flags,),
+)

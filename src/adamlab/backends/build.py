@@ -1,0 +1,135 @@
+"""Compile C source into a shared library once per machine, cache it on disk, load it.
+
+The cache can only slow a run down, never stop it: every failure (no
+compiler, a compiler that fails, hangs or writes garbage, an unwritable or
+missing cache directory, a truncated or corrupted cached file) raises
+:class:`BuildError`, which the dispatcher turns into a fallback for that
+configuration. Cached files carry a checksum, checked before they are
+loaded; a file that fails it is rebuilt once into a fresh file. Builds are
+keyed by source, flags and CPU only, so a warm cache works without a
+compiler on PATH.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+
+FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-fno-math-errno", "-ffp-contract=off")
+TIMEOUT_S = 300.0
+
+_warned = False
+builds = 0  # compilations in this process (cache misses on disk), for tests and `adamlab bench`
+_fallback_dir: Path | None = None
+
+
+class BuildError(RuntimeError):
+    """A kernel could not be found, built or loaded; the message names the file or compiler."""
+
+
+def compiler() -> list[str]:
+    """The C compiler as a command line: ``$CC`` parsed like a shell would (``ccache gcc``), else gcc or cc."""
+    cc = os.environ.get("CC")
+    if cc:
+        return shlex.split(cc)
+    found = shutil.which("gcc") or shutil.which("cc")
+    if found is None:
+        raise BuildError("no C compiler found on PATH (set CC)")
+    return [found]
+
+
+def cache_dir() -> Path:
+    """``$ADAMLAB_CACHE_DIR/kernels``, else ``~/.cache/adamlab/kernels``, else a private temporary directory."""
+    global _fallback_dir
+    try:
+        root = os.environ.get("ADAMLAB_CACHE_DIR") or str(Path.home() / ".cache" / "adamlab")
+        path = Path(root) / "kernels"
+        path.mkdir(parents=True, exist_ok=True)
+        if os.access(path, os.W_OK | os.X_OK):
+            return path
+    except (OSError, RuntimeError):  # RuntimeError: Path.home() with no usable HOME
+        pass
+    if _fallback_dir is None:
+        _fallback_dir = Path(tempfile.mkdtemp(prefix="adamlab-kernels-"))
+    return _fallback_dir
+
+
+def _cpu_tag() -> str:
+    """The CPU's feature flags: -march=native code must not run on another CPU."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return ""
+
+
+def _checksum(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _verified(lib: Path) -> bool:
+    try:
+        return lib.is_file() and lib.with_suffix(".sha256").read_text().strip() == _checksum(lib)
+    except OSError:
+        return False
+
+
+def _compile(source: str, lib: Path) -> None:
+    """Build into a temporary file, check that it loads, then move it (and its checksum) into place."""
+    global builds
+    cmd = compiler()
+    with tempfile.TemporaryDirectory(dir=lib.parent) as tmp:
+        src, out = Path(tmp) / "k.c", Path(tmp) / "k.so"
+        src.write_text(source)
+        try:
+            run = subprocess.run([*cmd, *FLAGS, str(src), "-o", str(out)], capture_output=True, text=True,
+                                 timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise BuildError(f"compiler {shlex.join(cmd)} did not finish within {TIMEOUT_S:.0f} s") from None
+        if run.returncode != 0:
+            raise BuildError(f"compiler {shlex.join(cmd)} failed (exit {run.returncode}):\n{run.stderr[-2000:]}")
+        try:
+            ctypes.CDLL(str(out))  # a compiler that writes garbage must not poison the cache
+        except OSError as e:
+            raise BuildError(f"compiler {shlex.join(cmd)} produced a library that does not load: {e}") from None
+        Path(tmp, "k.sha256").write_text(_checksum(out))
+        os.replace(Path(tmp) / "k.sha256", lib.with_suffix(".sha256"))  # before the library: readers check it
+        os.replace(out, lib)  # atomic: concurrent processes never load a half-written file
+    builds += 1
+
+
+def load_library(source: str) -> ctypes.CDLL:
+    """The compiled library of ``source``, from the disk cache or freshly built; raises BuildError."""
+    digest = hashlib.sha256((source + " ".join(FLAGS) + _cpu_tag()).encode()).hexdigest()[:24]
+    try:
+        lib = cache_dir() / f"adamlab_{digest}.so"
+        for attempt in range(2):
+            if not _verified(lib):
+                _compile(source, lib)
+            try:
+                return ctypes.CDLL(str(lib))
+            except OSError as e:
+                if attempt:
+                    raise BuildError(f"cached kernel {lib} does not load: {e}") from None
+                lib.unlink(missing_ok=True)  # corrupted after it was verified: rebuild once
+    except BuildError:
+        raise
+    except Exception as e:  # OSError and anything else from the filesystem or the compiler
+        raise BuildError(f"kernel cache {cache_dir()}: {type(e).__name__}: {e}") from None
+    raise AssertionError("unreachable")
+
+
+def warn_once(error: Exception) -> None:
+    """One warning per process: the run goes on, on the reference backend, slower."""
+    global _warned
+    if not _warned:
+        _warned = True
+        warnings.warn(f"adamlab: fused CPU kernel unavailable, using the reference backend ({error})",
+                      RuntimeWarning, stacklevel=5)

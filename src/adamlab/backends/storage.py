@@ -1,0 +1,85 @@
+"""How each array is kept in memory: its load and store, per printer.
+
+Storage is never a new rule: a rule computes in the compute type (fp32, or
+fp64 for fp64 params); a codec turns memory into that type on load and back
+on store, rounding once. Every printer takes its codec text from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Codec:
+    name: str
+    nbytes: int
+    c_type: str  # the C element type in memory
+    c_load: str  # C expression of the compute value, from {x} (the element)
+    c_store: str  # C expression of the element, from {x} (a compute value)
+
+
+CODECS = {
+    c.name: c
+    for c in (
+        Codec("float64", 8, "double", "{x}", "{x}"),
+        Codec("float32", 4, "float", "{x}", "{x}"),
+        Codec("float16", 2, "uint16_t", "fp16_to_float({x})", "float_to_fp16({x})"),
+        Codec("bfloat16", 2, "uint16_t", "bf16_to_float({x})", "float_to_bf16({x})"),
+    )
+}
+
+DTYPE_CODEC = {torch.float64: "float64", torch.float32: "float32", torch.float16: "float16",
+               torch.bfloat16: "bfloat16"}
+
+
+def compute_type(param_codec: str) -> str:
+    """fp64 params compute in fp64; every other precision in fp32 (so eps = 1e-8 keeps its meaning)."""
+    return "float64" if param_codec == "float64" else "float32"
+
+
+# Integer-only conversions between fp32 and fp16/bf16, round to nearest even as torch does,
+# so the loop vectorises on any x86-64 and every printer rounds the same way.
+C_PRELUDE = r"""
+#include <stdint.h>
+#include <string.h>
+#include <math.h>
+#include <stdlib.h>
+
+static inline float bf16_to_float(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16; float f; memcpy(&f, &u, 4); return f;
+}
+static inline uint16_t float_to_bf16(float f) {  /* round to nearest even, NaN -> 0xffff, as torch */
+    uint32_t u; memcpy(&u, &f, 4);
+    uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    return (uint16_t)(((u & 0x7fffffffu) > 0x7f800000u) ? 0xffffu : rounded);
+}
+/* IEEE half <-> float with integer ops only (after F. Giesen's branch-free conversions). */
+static inline float fp16_to_float(uint16_t h) {
+    const uint32_t exp_mask = 0x7c00u << 13;
+    uint32_t o = ((uint32_t)h & 0x7fffu) << 13;
+    const uint32_t exp = o & exp_mask;
+    o += (127u - 15u) << 23;
+    const uint32_t inf_nan = o + ((128u - 16u) << 23);
+    uint32_t sub_bits = o + (1u << 23), magic_bits = 113u << 23;
+    float sub, magic; memcpy(&sub, &sub_bits, 4); memcpy(&magic, &magic_bits, 4);
+    sub -= magic; memcpy(&sub_bits, &sub, 4);
+    o = exp == exp_mask ? inf_nan : (exp == 0 ? sub_bits : o);
+    o |= ((uint32_t)h & 0x8000u) << 16;
+    float f; memcpy(&f, &o, 4); return f;
+}
+static inline uint16_t float_to_fp16(float x) {
+    uint32_t f; memcpy(&f, &x, 4);
+    const uint32_t sign = f & 0x80000000u; f ^= sign;
+    const uint32_t magic_bits = ((127u - 15u) + (23u - 10u) + 1u) << 23;
+    float magic, t; memcpy(&magic, &magic_bits, 4); memcpy(&t, &f, 4);
+    t += magic; uint32_t sub_bits; memcpy(&sub_bits, &t, 4);
+    const uint32_t subnormal = sub_bits - magic_bits;
+    const uint32_t normal = (f + ((uint32_t)(15 - 127) << 23) + 0xfffu + ((f >> 13) & 1u)) >> 13;
+    const uint32_t big = f > (255u << 23) ? 0x7e00u : 0x7c00u;
+    const uint32_t o = f >= ((127u + 16u) << 23) ? big : (f < (113u << 23) ? subnormal : normal);
+    return (uint16_t)(o | (sign >> 16));
+}
+"""

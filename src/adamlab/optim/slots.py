@@ -1,0 +1,225 @@
+"""One step, staged: everything is decided and checked first, then applied at once.
+
+:class:`Stage` gathers each group's params with gradients, buckets them by
+their counters, plans every bucket, stages the state of new params, checks
+every array and gets a backend ready. Only :meth:`Stage.apply` writes.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from types import SimpleNamespace
+
+import torch
+
+from .. import backends
+from ..backends.dispatch import Bucket
+from .counters import Counters
+
+
+def real_local(t: torch.Tensor) -> torch.Tensor:
+    """What a kernel sees: the local shard of a DTensor, a complex tensor as pairs of reals (torch's rule)."""
+    if hasattr(t, "to_local"):
+        t = t.to_local()
+    return torch.view_as_real(t) if t.is_complex() else t
+
+
+class Stage:
+    """The writes of one step, ready to apply."""
+
+    def __init__(self, opt):
+        self.opt = opt
+        self.runs: list = []  # callables that write, in order
+        self.installs: list = []  # (state dict, {name: staged tensor})
+        self.banks: list = []  # (bank, states, per-bucket counter updates)
+
+    def apply(self) -> None:
+        for state, staged in self.installs:
+            state.update(staged)
+        for bank, states, _ in self.banks:
+            bank.install(states)
+        for run in self.runs:
+            run()
+        for bank, _, updates in self.banks:
+            bank.advance(updates)
+
+    # ------------------------------------------------------------------ prepare
+
+    def add_group(self, gi: int, group: dict, grad_scale, differentiable: bool) -> None:
+        opt, record = self.opt, self.opt.algorithm
+        params = group["params"]
+        grads = list(map(_GRAD, params))
+        if not all(map(_IS_NOT_NONE, grads)):  # `None in grads` would compare tensors elementwise
+            params, grads = [p for p, g in zip(params, grads) if g is not None], [g for g in grads if g is not None]
+        sparse = []
+        if any(map(_IS_SPARSE, grads)):
+            if record.sparse_step is None:
+                raise RuntimeError(
+                    f"{type(opt).__name__} does not support sparse gradients; "
+                    "use torch.optim.SparseAdam or a dense gradient"
+                )
+            sparse = [(p, g) for p, g in zip(params, grads) if g.is_sparse]
+            params, grads = [p for p, g in zip(params, grads) if not g.is_sparse], [g for g in grads if not g.is_sparse]
+        if sparse:
+            self._add_sparse(group, sparse)
+        if not params:
+            return
+        if len(set(map(id, params))) != len(params):
+            self._add_sequential(gi, group, params, grads, grad_scale, differentiable)
+            return
+        states = [opt.state[p] for p in params]
+        fresh = [not s for s in states]
+        dtype = opt._counter_dtype(group)
+        bank = opt._counters.bank(params, states, record.counters, record.counter_start, dtype)
+        rows = bank.rows() or [()] * len(params)
+        if rows.count(rows[0]) == len(rows) and fresh.count(fresh[0]) == len(fresh):
+            buckets = {(rows[0], fresh[0]): list(range(len(params)))}  # the usual case: one bucket
+        else:
+            buckets = {}
+            for i, key in enumerate(zip(rows, fresh)):
+                buckets.setdefault(key, []).append(i)
+        updates = []
+        for (row, is_fresh), members in buckets.items():
+            counters = Counters(dict(zip(record.counters, row)), dtype)
+            if "step" in counters:
+                counters["step"] = counters["step"] + 1
+            plan = self._plan(group, counters, is_fresh, grad_scale)
+            if len(members) == len(params):
+                self._add_bucket(gi, group, plan, params, grads, differentiable, states)
+            else:
+                self._add_bucket(gi, group, plan, [params[i] for i in members], [grads[i] for i in members],
+                                 differentiable, [states[i] for i in members])
+            updates.append((members, plan.counters))
+        if record.counters:
+            self.banks.append((bank, states, updates))
+
+    def _plan(self, group, counters, fresh, grad_scale):
+        plan = self.opt.algorithm.plan(group, counters, fresh)
+        if grad_scale is not None:
+            from dataclasses import replace
+
+            plan = replace(plan, config=replace(plan.config, unscale=True),
+                           scalars={**plan.scalars, "grad_scale": grad_scale})
+        return plan
+
+    def _add_bucket(self, gi, group, plan, params, grads, differentiable, states=None) -> None:
+        opt, cfg = self.opt, plan.config
+        names = cfg.state_names()
+        memo = opt._memo.setdefault((tuple(map(id, params)), names), {})
+        states = [opt.state[p] for p in params] if states is None else states
+        flat = self._flat_arrays(group, plan, params, grads, states, names, memo)
+        bucket = Bucket(cfg, None, flat, 2 + len(names), memo)
+        if memo.get("signature") != bucket.signature():
+            _check_arrays(gi, names, bucket.slots)  # only when an array changed since it was last checked
+            memo["signature"] = bucket.signature()
+        device = params[0].device
+        backend = backends.dispatch.choose(group.get("backend"), group.get("fused"), differentiable, device)
+        scalars = plan.scalars if differentiable else {k: _float(v) for k, v in plan.scalars.items()}
+        bucket.scalars = SimpleNamespace(**scalars)
+        self.runs.append(backends.prepare(bucket, backend, required=bool(group.get("fused")),
+                                          differentiable=differentiable))
+
+    def _flat_arrays(self, group, plan, params, grads, states, names, memo) -> list[torch.Tensor]:
+        """[p, g, *states] of every param, end to end, as real local arrays; new state staged."""
+        opt = self.opt
+        try:
+            arrays = [st[n] for st in states for n in names]
+        except KeyError:
+            arrays = None
+        if arrays is not None and memo.get("plain") and len(arrays) == len(memo["arrays"]) and all(
+            map(operator.is_, arrays, memo["arrays"])
+        ):
+            width, count = 2 + len(names), len(params)
+            flat = [None] * (width * count)
+            flat[0::width], flat[1::width] = params, grads
+            for j in range(len(names)):
+                flat[2 + j :: width] = arrays[j :: len(names)]
+            return flat
+        flat, arrays = [], []
+        for p, g, state in zip(params, grads, states):
+            missing = [n for n in names if n not in state]
+            if missing:
+                if len(missing) != len(names):
+                    raise KeyError(f"a param's state has {sorted(state)} but lacks {missing}")
+                staged = opt._new_state(p, group, plan)
+                self.installs.append((state, staged))
+                own = [staged[n] for n in names]
+            else:
+                own = [state[n] for n in names]
+            arrays.extend(own)
+            flat.extend([real_local(p), real_local(g), *map(real_local, own)])
+        plain = not any(p.is_complex() or hasattr(p, "to_local") for p in params)
+        memo.clear()
+        memo.update(plain=plain, arrays=arrays)
+        return flat
+
+    def _add_sequential(self, gi, group, params, grads, grad_scale, differentiable) -> None:
+        """A group that lists a param twice steps each occurrence in turn, as torch's for-loop does."""
+        opt, record = self.opt, self.opt.algorithm
+        dtype = opt._counter_dtype(group)
+        running: dict = {}
+        for p, g in zip(params, grads):
+            state = opt.state[p]
+            fresh = not state and id(p) not in running
+            current = running.get(id(p)) or {n: float(state.get(n, record.counter_start[n])) for n in record.counters}
+            counters = Counters(dict(current), dtype)
+            if "step" in counters:
+                counters["step"] += 1
+            plan = self._plan(group, counters, fresh, grad_scale)
+            self._add_bucket(gi, group, plan, [p], [g], differentiable)
+            running[id(p)] = {**counters, **plan.counters}
+        for p in {id(p): p for p in params}.values():
+            final = running[id(p)]
+            self.runs.append(lambda p=p, final=final: _set_counters(opt.state[p], final, dtype))
+
+    def _add_sparse(self, group, pairs) -> None:
+        opt, record = self.opt, self.opt.algorithm
+        if record.sparse_check is not None:
+            record.sparse_check(group)
+        dtype = opt._counter_dtype(group)
+
+        def run() -> None:
+            for p, g in pairs:
+                state = opt.state[p]
+                counters = Counters({n: float(state.get(n, record.counter_start[n])) + (n == "step")
+                                     for n in record.counters}, dtype)
+                record.sparse_step(p, g, state, group, counters)
+                _set_counters(state, counters, dtype)
+
+        self.runs.append(run)
+
+
+_GRAD = operator.attrgetter("grad")
+_IS_NOT_NONE = functools.partial(operator.is_not, None)
+_IS_SPARSE = operator.attrgetter("is_sparse")
+
+
+def _set_counters(state: dict, values: dict, dtype) -> None:
+    for name, value in values.items():
+        if name in state and torch.is_tensor(state[name]):
+            state[name].fill_(value)
+        else:
+            state[name] = torch.tensor(value, dtype=dtype)
+
+
+def _float(x) -> float:
+    return float(x.detach()) if torch.is_tensor(x) else float(x)
+
+
+def _check_arrays(gi: int, names, slots) -> None:
+    """Every array must match its param's element count and the dtypes the update expects."""
+    for slot in slots:
+        n, dtype = slot[0].numel(), slot[0].dtype
+        if slot[1].numel() != n or slot[1].dtype != dtype:
+            raise RuntimeError(
+                f"param group {gi}: a gradient of shape {tuple(slot[1].shape)} and dtype {slot[1].dtype} "
+                f"does not match its param of shape {tuple(slot[0].shape)} and dtype {dtype}"
+            )
+        want = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+        for name, a in zip(names, slot[2:]):
+            if a.numel() != n or a.dtype != want:
+                raise RuntimeError(
+                    f"param group {gi}: state '{name}' has shape {tuple(a.shape)} and dtype {a.dtype}, "
+                    f"its param has shape {tuple(slot[0].shape)} and needs {want}"
+                )
