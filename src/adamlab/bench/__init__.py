@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from .cases import CASE_KEYS, VARIANTS
 
@@ -19,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="which cases: a (one large tensor), b (GPT-2 layout), c (many small tensors)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"from {','.join(VARIANTS)}")
     parser.add_argument("--repeats", type=int, default=10, help="timed steps per contender, >= 1 (median reported)")
-    parser.add_argument("--quick", action="store_true", help="smaller tensors, at most 5 repeats")
+    parser.add_argument("--quick", action="store_true", help="smaller tensors, at most 5 repeats, no first-step timing")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON only")
 
 

@@ -42,45 +42,41 @@ static int64_t chunks(int64_t n_tensors, const int64_t* numels, int64_t chunk, i
     return n;
 }
 
-/* ptrs: per tensor p, g, then n_states fp32 arrays; "zero" is 0 at run time, so values stay as they are */
-void traffic_f32(int64_t n_tensors, const int64_t* numels, char** ptrs, int n_states, float zero,
-                 int n_threads, int64_t chunk) {
-    int64_t *owner, *first;
-    const int64_t n = chunks(n_tensors, numels, chunk, &owner, &first);
-    const int width = 2 + n_states;
-    #pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads)
-    for (int64_t c = 0; c < n; c++) {
-        const int64_t i = owner[c], lo = first[c], hi = lo + chunk < numels[i] ? lo + chunk : numels[i];
-        float* p = (float*)ptrs[i * width];
-        const float* g = (const float*)ptrs[i * width + 1];
-        float* s0 = (float*)ptrs[i * width + 2];
-        float* s1 = (float*)ptrs[i * width + 3];
-        float* s2 = n_states > 2 ? (float*)ptrs[i * width + 4] : s1;
-        if (n_states > 2)
-            for (int64_t j = lo; j < hi; j++) { const float d = zero * g[j]; p[j] += d; s0[j] += d; s1[j] += d; s2[j] += d; }
-        else
-            for (int64_t j = lo; j < hi; j++) { const float d = zero * g[j]; p[j] += d; s0[j] += d; s1[j] += d; }
-    }
-    free(owner); free(first);
+/* elements [lo, hi) of one tensor: p and g as fp32 or bf16, then 2 or 3 fp32 states; each read, then written back
+   plus "zero" times g (0 at run time, so the values stay as they are) */
+static void chunk_f32(char** t, int n_states, int64_t lo, int64_t hi, float zero) {
+    float* p = (float*)t[0];
+    const float* g = (const float*)t[1];
+    float *s0 = (float*)t[2], *s1 = (float*)t[3], *s2 = n_states > 2 ? (float*)t[4] : 0;
+    if (s2)
+        for (int64_t j = lo; j < hi; j++) {
+            const float d = zero * g[j]; p[j] += d; s0[j] += d; s1[j] += d; s2[j] += d;
+        }
+    else
+        for (int64_t j = lo; j < hi; j++) { const float d = zero * g[j]; p[j] += d; s0[j] += d; s1[j] += d; }
 }
 
-/* the same with bf16 p and g (fp32 states, as adamlab keeps them) */
-void traffic_bf16(int64_t n_tensors, const int64_t* numels, char** ptrs, int n_states, float zero,
-                  int n_threads, int64_t chunk) {
+static void chunk_bf16(char** t, int64_t lo, int64_t hi, float zero) {
+    uint16_t* p = (uint16_t*)t[0];
+    const uint16_t* g = (const uint16_t*)t[1];
+    float *s0 = (float*)t[2], *s1 = (float*)t[3];
+    for (int64_t j = lo; j < hi; j++) {
+        const float d = zero * from_bf16(g[j]);
+        p[j] = to_bf16(from_bf16(p[j]) + d); s0[j] += d; s1[j] += d;
+    }
+}
+
+/* ptrs: per tensor p, g, then n_states fp32 arrays; chunks shared out as the step's kernel shares them */
+void traffic(int64_t n_tensors, const int64_t* numels, char** ptrs, int n_states, int bf16, float zero,
+             int n_threads, int64_t chunk) {
     int64_t *owner, *first;
     const int64_t n = chunks(n_tensors, numels, chunk, &owner, &first);
     const int width = 2 + n_states;
     #pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads)
     for (int64_t c = 0; c < n; c++) {
         const int64_t i = owner[c], lo = first[c], hi = lo + chunk < numels[i] ? lo + chunk : numels[i];
-        uint16_t* p = (uint16_t*)ptrs[i * width];
-        const uint16_t* g = (const uint16_t*)ptrs[i * width + 1];
-        float* s0 = (float*)ptrs[i * width + 2];
-        float* s1 = (float*)ptrs[i * width + 3];
-        for (int64_t j = lo; j < hi; j++) {
-            const float d = zero * from_bf16(g[j]);
-            p[j] = to_bf16(from_bf16(p[j]) + d); s0[j] += d; s1[j] += d;
-        }
+        if (bf16) chunk_bf16(ptrs + i * width, lo, hi, zero);
+        else chunk_f32(ptrs + i * width, n_states, lo, hi, zero);
     }
     free(owner); free(first);
 }
@@ -107,11 +103,9 @@ def library() -> ctypes.CDLL:
     global _lib
     if _lib is None:
         _lib = load_library(SOURCE)
-        args = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_float, ctypes.c_int,
-                ctypes.c_int64]
-        for name in ("traffic_f32", "traffic_bf16"):
-            getattr(_lib, name).argtypes = args
-            getattr(_lib, name).restype = None
+        _lib.traffic.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
+                                 ctypes.c_float, ctypes.c_int, ctypes.c_int64]
+        _lib.traffic.restype = None
         _lib.triad.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_float, ctypes.c_int64, ctypes.c_int]
         _lib.adam_traffic.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_float, ctypes.c_int64, ctypes.c_int]
     return _lib
@@ -125,17 +119,21 @@ class Traffic:
     """
 
     def __init__(self, params: list[torch.Tensor], states: int):
-        if {p.dtype for p in params} - {torch.float32, torch.bfloat16} or len({p.dtype for p in params}) != 1:
+        dtypes = {p.dtype for p in params}
+        if len(dtypes) != 1 or not dtypes <= {torch.float32, torch.bfloat16}:
             raise ValueError("Traffic takes params that are all float32 or all bfloat16")
-        self.params, self.n_states = params, states
+        if torch.bfloat16 in dtypes and states != 2:
+            raise ValueError("bf16 params take 2 state arrays")
+        self.params, self.n_states, self.bf16 = params, states, torch.bfloat16 in dtypes
         self.states = [[torch.zeros(p.shape, dtype=torch.float32) for _ in range(states)] for p in params]
-        self.fn = getattr(library(), "traffic_bf16" if params[0].dtype == torch.bfloat16 else "traffic_f32")
         self.numels = (ctypes.c_int64 * len(params))(*(p.numel() for p in params))
 
-    def step(self) -> None:
+    def step(self, zero: float = 0.0) -> None:
+        """One pass; ``zero`` is what the kernel adds times g (0 leaves every value as it was)."""
         ptrs = np.array([t.data_ptr() for p, st in zip(self.params, self.states) for t in (p, p.grad, *st)],
                         dtype=np.int64)
-        self.fn(len(self.params), self.numels, ptrs.ctypes.data, self.n_states, 0.0, torch.get_num_threads(), CHUNK)
+        library().traffic(len(self.params), self.numels, ptrs.ctypes.data, self.n_states, int(self.bf16), zero,
+                          torch.get_num_threads(), CHUNK)
 
 
 def last_level_cache_bytes() -> int:

@@ -89,5 +89,5 @@ def measure(cases: list[Case], variants: list[str], repeats: int, quick: bool, p
         "cases": {c.key: c.label for c in cases},
         "results": rows,
         "rows_over_ceiling": [f"{r['case']}/{r['variant']}" for r in over],
-        "first_step": first_step_times(),
+        "first_step": None if quick else first_step_times(),  # two fresh processes: seconds quick runs skip
     }

@@ -60,7 +60,8 @@ def report_lines(report: dict) -> list[str]:
         lines.append(f"warning: adamlab beat the measured ceiling in {', '.join(report['rows_over_ceiling'])}: "
                      "the ceiling is wrong there (noise on a shared machine); rerun with more --repeats")
     fs = report["first_step"]
-    lines.append(f"First adamlab step in a fresh process: {fs['cold_s']:.2f} s cold (kernel built), "
-                 f"{fs['warm_s']:.2f} s warm (cached build)")
+    if fs:
+        lines.append(f"First adamlab step in a fresh process: {fs['cold_s']:.2f} s cold (kernel built), "
+                     f"{fs['warm_s']:.2f} s warm (cached build)")
     lines += [f"  case {key}: {label}" for key, label in report["cases"].items()]
     return lines

@@ -75,7 +75,8 @@ def writable_file(path: Path, flag: str, suffixes) -> Path:
     """A file path whose folder exists and is writable and whose suffix names a format in ``suffixes``."""
     suffix = path.suffix.lower().lstrip(".")
     if suffix not in suffixes:
-        raise UsageError(f"{flag} {path}: unknown image format {path.suffix!r} (use one of: {', '.join(sorted(suffixes))})")
+        known = ", ".join(sorted(suffixes))
+        raise UsageError(f"{flag} {path}: unknown image format {path.suffix!r} (use one of: {known})")
     if path.is_dir():
         raise UsageError(f"{flag} {path}: is a folder, not a file")
     folder = path.parent
@@ -96,7 +97,8 @@ def number(kind, low=None, high=None, open_low=False, open_high=False):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
         if isinstance(value, float) and math.isnan(value):
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
         below = low is not None and (value <= low if open_low else value < low)
@@ -104,7 +106,9 @@ def number(kind, low=None, high=None, open_low=False, open_high=False):
         if below or above:
             left = "-inf" if low is None else f"{low:g}"
             right = "inf" if high is None else f"{high:g}"
-            bounds = f"{'(' if open_low or low is None else '['}{left}, {right}{')' if open_high or high is None else ']'}"
+            opening = "(" if open_low or low is None else "["
+            closing = ")" if open_high or high is None else "]"
+            bounds = f"{opening}{left}, {right}{closing}"
             raise argparse.ArgumentTypeError(f"must be in {bounds}, got {text}")
         return value
 

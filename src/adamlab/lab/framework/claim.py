@@ -16,9 +16,10 @@ Each claim is a package under :mod:`adamlab.lab.claims` whose ``CLAIM`` is a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ INPUTS, CLASSES = 64, 10
 
 @dataclass(frozen=True)
 class PanelJob:
-    """One panel's cells for some seeds; ``panel`` is "adam_l2" or "adamw" (the paper's decay)."""
+    """Some rows (lrs) of one panel, for every seed; ``panel`` is "adam_l2" or "adamw" (the paper's decay)."""
 
     panel: str
     lrs: tuple[float, ...]
@@ -65,15 +65,6 @@ class MLPStack:
         return torch.baddbmm(b2, torch.relu(torch.baddbmm(b1, x, w1)), w2)
 
 
-# the fused CPU path keeps the layouts of at most 16 param groups per optimizer; more would be rebuilt every step
-GROUPS_PER_OPTIMIZER = 16
-
-
-def optimizers(job: PanelJob, groups: list[dict]) -> list:
-    make = (lambda g: adamlab.AdamW(g, decay_scale="schedule")) if job.panel == "adamw" else adamlab.Adam
-    return [make(groups[i:i + GROUPS_PER_OPTIMIZER]) for i in range(0, len(groups), GROUPS_PER_OPTIMIZER)]
-
-
 def train_panel(job: PanelJob) -> dict:
     """Final validation loss and accuracy of every cell, as nested lists indexed [seed][lr][wd].
 
@@ -90,8 +81,8 @@ def train_panel(job: PanelJob) -> dict:
                for i in range(len(job.lrs)) for j in range(len(job.wds))]
     groups = [{"params": [t.detach()[c] for c in copies for t in net.tensors], "lr": job.lrs[i // len(job.wds)],
                "weight_decay": job.wds[i % len(job.wds)]} for i, copies in enumerate(members)]
-    opts = optimizers(job, groups)
-    scheds = [torch.optim.lr_scheduler.LambdaLR(o, adamlab.schedules.cosine_decay(job.steps)) for o in opts]
+    opt = adamlab.AdamW(groups, decay_scale="schedule") if job.panel == "adamw" else adamlab.Adam(groups)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, adamlab.schedules.cosine_decay(job.steps))
     gens = [torch.Generator().manual_seed(seed) for seed in job.seeds]
     seed_of_copy = torch.tensor([s for s, _, _ in cells])
     for _ in range(job.steps):
@@ -105,9 +96,8 @@ def train_panel(job: PanelJob) -> dict:
         for group, copies in zip(groups, members):
             for view, grad in zip(group["params"], (t.grad[c] for c in copies for t in net.tensors)):
                 view.grad = grad
-        for opt, sched in zip(opts, scheds):
-            opt.step()
-            sched.step()
+        opt.step()
+        sched.step()
     with torch.no_grad():
         logits = net(xv.expand(len(cells), -1, -1))
         losses = F.cross_entropy(logits.transpose(1, 2), yv.expand(len(cells), -1), reduction="none").mean(dim=1)

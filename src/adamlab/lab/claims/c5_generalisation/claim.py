@@ -81,9 +81,9 @@ def constructed_figure(ctx: Context, m: dict, curves: dict) -> figures.FigureRef
     figures.legend_below(fig, (b,), ncols=6)
     return figures.save(
         ctx, fig, "c5_constructed.png",
-        "Wilson et al.'s constructed problem. Left: GD, SGD and heavy ball label every fresh point correctly, "
-        "while Adam, RMSprop and AdaGrad err on exactly the negatives (the dashed line). Right: the adaptive "
-        "methods' weights turn to the sign(X^T y) direction, the GD family's do not.",
+        "Left: on the constructed problem GD, SGD and heavy ball label every fresh point correctly, while Adam, "
+        "RMSprop and AdaGrad err on exactly the negatives (the dashed line). Right: the adaptive methods' weights "
+        "turn to the sign(X^T y) direction, the GD family's do not.",
         "Bar chart of test error, zero for the three gradient methods and 0.4 for the three adaptive ones; line "
         "plot of the cosine to sign(X^T y), reaching 1 for the adaptive methods and staying lower for the others.",
     )
@@ -153,9 +153,9 @@ def test_figure(ctx: Context, cnn: dict) -> figures.FigureRef:
         ax.grid(alpha=0.3, axis="y")
     return figures.save(
         ctx, fig, "c5_digits.png",
-        f"Left: test accuracy of each tuned optimizer, one dot per seed, with mean and sd. Right: SGD's accuracy "
-        f"minus {NAMES[cnn['adaptive']]}'s, paired by seed, with the mean and its 95% interval; the grey band is "
-        f"+-{100 * EQUIVALENCE_MARGIN:g} points, inside which a gap counts as none. Look at which side of 0 the "
+        f"Left: test accuracy of each tuned optimizer, one dot per seed, with mean and sd; right: SGD's accuracy "
+        f"minus {NAMES[cnn['adaptive']]}'s, paired by seed, with the mean, its 95% interval, and a grey band of "
+        f"+-{100 * EQUIVALENCE_MARGIN:g} points inside which a gap counts as none. Look at which side of 0 the "
         "interval falls.",
         "Left: dot plot of test accuracies for three optimizers. Right: dot plot of per-seed differences around "
         "zero, with a red diamond and error bar for the mean difference and its confidence interval.",
@@ -177,6 +177,10 @@ def run(ctx: Context) -> Outcome:
     return Outcome(metrics, figs, tables(metrics), notes(metrics))
 
 
+def sd(values) -> float:
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
 def tables(m: dict) -> list[dict]:
     text = labels()
     rows = [[text[n], f"{r['train_error']:.3f}", f"{r['test_error']:.4f}", f"{r['cos_sign_direction']:.5f}",
@@ -189,15 +193,14 @@ def tables(m: dict) -> list[dict]:
         test, train = 100 * np.array(cnn["test_accuracy"][k]), 100 * np.array(cnn["train_accuracy"][k])
         inside = f"{'yes' if t['interior'] else 'no'} / {'yes' if t['wd_interior'] else 'no'}"
         tuned.append([NAMES[k], f"{t['chosen_lr']:g}", f"{t['chosen_wd']:g}", inside,
-                      f"{100 * t['val_best']:.2f}", f"{test.mean():.2f} +- {test.std(ddof=1) if len(test) > 1 else 0:.2f}",
+                      f"{100 * t['val_best']:.2f}", f"{test.mean():.2f} +- {sd(test):.2f}",
                       f"{train.min():.1f}"])
     gaps = [[f"SGD - {NAMES[k]}", f"{100 * g['gap']:+.2f}",
              "-" if g["ci95"] is None else f"[{100 * g['ci95'][0]:+.2f}, {100 * g['ci95'][1]:+.2f}]", g["decision"]]
             for k, g in ((cnn["adaptive"], cnn["gap"]),
                          ("adamw" if cnn["adaptive"] == "adam_l2" else "adam_l2", cnn["gap_other"]))]
     return [
-        {"caption": f"Constructed problem (n = {m['constructed_setup']['n_train']}, p = {m['constructed_setup']['p']}), "
-                    f"{m['constructed_setup']['steps']} steps",
+        {"caption": "Constructed problem (n = {n_train}, p = {p}), {steps} steps".format(**m["constructed_setup"]),
          "columns": ["method", "train error", "test error", "cos(w, sign(X^T y))",
                      "||w - w_min_norm|| / ||w_min_norm||", "max |w - sign(X^T y)/4|"], "rows": rows},
         {"caption": f"Digits CNN: tuned settings, validation accuracy (%) of the tuning seeds, test accuracy (%) over "
@@ -295,7 +298,8 @@ CLAIM = Claim(
         f"{1797 - R.train_size - R.val_size} test; CNN Conv16-Conv32-MaxPool-FC64-FC10, batch {R.batch}, "
         f"{R.epochs} epochs, random shifts of up to {R.shift} pixel, cosine decay of the lr to 0. Tuning on "
         f"validation ({R.tune_seeds} seeds per cell): {GRID_TEXT}; an lr grid grows by up to {R.max_extensions} "
-        f"points until its best lies inside, then the wds at the chosen lr likewise. Test: the tuned settings on {R.test_seeds} fresh seeds, paired "
+        "points until its best lies inside, then the wds at the chosen lr likewise. Test: the tuned settings on "
+        f"{R.test_seeds} fresh seeds, paired "
         "(same init, batches and shifts for every optimizer)."
     ),
     quick_setup=(f"{QUICK.constructed.steps} steps on the constructed problem; CNN {QUICK.recipe.epochs} epochs, "
