@@ -132,6 +132,24 @@ def test_schedule_draws_an_image(tmp_path):
     assert out.read_bytes().startswith(PNG_MAGIC)
 
 
+def test_the_schedule_figure_shows_its_warmup():
+    """Human title, a "step" axis, and an inset that draws the first steps of a short warmup from the schedule."""
+    from adamlab.lab.schedule_plot import draw
+    from adamlab.schedules import warmup_cosine
+
+    schedule = warmup_cosine(100, 10_000, 0.1)
+    fig = draw(schedule, 100, 10_000, 0.1)
+    ax = fig.axes[0]
+    assert ax.get_title().splitlines() == ["Learning-rate schedule",
+                                           "linear warmup over 100 steps, then cosine decay to 10% of the base lr at "
+                                           "step 10,000"]
+    assert ax.get_xlabel() == "step"
+    (inset,) = ax.child_axes
+    steps, values = inset.lines[0].get_data()
+    assert list(steps) == list(range(300)) and list(values) == [schedule(s) for s in range(300)]
+    assert not draw(warmup_cosine(2000, 10_000), 2000, 10_000, 0.0).axes[0].child_axes  # wide enough to see
+
+
 # ------------------------------------------------------------------ bench
 
 

@@ -10,7 +10,7 @@ from adamlab.schedules import plot
 def title(warmup: int, total: int, min_ratio: float) -> str:
     head = f"linear warmup over {warmup:,} steps, then " if warmup else ""
     end = f"{min_ratio:.0%} of the base lr" if min_ratio else "0"
-    return f"Learning-rate schedule: {head}cosine decay to {end} at step {total:,}"
+    return f"Learning-rate schedule\n{head}cosine decay to {end} at step {total:,}"
 
 
 def draw(schedule, warmup: int, total: int, min_ratio: float) -> Figure:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from matplotlib.ticker import NullLocator
 
 from ...framework import figures
 from ...framework.claim import Claim, Context, Outcome, Part
@@ -67,8 +68,8 @@ def constructed_figure(ctx: Context, m: dict, curves: dict) -> figures.FigureRef
         a.bar(i, e, color=figures.COLORS[i], hatch="//" if n in ADAPTIVE else None, edgecolor="black", lw=0.5)
         a.text(i, e + 0.01, f"{e:.3f}", ha="center", fontsize=8)
     a.axhline(1 - m["constructed_setup"]["p"], ls="--", color="black", lw=1)
-    a.text(len(names) - 0.5, 1 - m["constructed_setup"]["p"] + 0.015, "1 - p: always predicting +1", ha="right",
-           fontsize=8)
+    # over the GD family's empty bars, clear of the adaptive bars' value labels
+    a.text(-0.4, 1 - m["constructed_setup"]["p"] + 0.015, "1 - p: always predicting +1", ha="left", fontsize=8)
     a.set_xticks(range(len(names)), [text[n] for n in names], rotation=20, ha="right", fontsize=8)
     a.set(ylabel=f"test error on {m['constructed_setup']['n_fresh']:,} fresh points", ylim=(0, 0.6),
           title="Test error (hatched: adaptive methods)")
@@ -112,10 +113,12 @@ def tuning_figure(ctx: Context, cnn: dict) -> figures.FigureRef:
         where = "inside the grid" if t["interior"] else "AT THE GRID'S EDGE"
         ax.set(xscale="log", xlabel="learning rate",
                title=f"{NAMES[kind]}\nlr {t['chosen_lr']:g} ({where}), wd {t['chosen_wd']:g}")
+        ax.set_xticks(t["lrs"], [f"{lr:g}" for lr in t["lrs"]])
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.set_ylim(floor - 1, 100.3)
         ax.grid(alpha=0.3)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=3, fontsize=7)  # below: off the data
     axes[0].set_ylabel("validation accuracy (%), mean of tuning seeds")
-    figures.legend_below(fig, ncols=8)
     return figures.save(
         ctx, fig, "c5_tuning.png",
         "Tuning on the validation split: accuracy against lr for each weight decay; crosses on the bottom edge "
@@ -147,8 +150,8 @@ def test_figure(ctx: Context, cnn: dict) -> figures.FigureRef:
         b.errorbar([0.35], [100 * gap["gap"]], yerr=[[100 * gap["gap"] - lo], [hi - 100 * gap["gap"]]], fmt="D",
                    color="tab:red", capsize=6)
     b.set_xticks([0, 0.35], ["per seed", "mean, 95% CI"])
-    b.set(xlim=(-0.5, 0.8), ylabel="test accuracy difference (points)",
-          title=f"SGD minus {NAMES[cnn['adaptive']]}, paired by seed (above 0: SGD better)")
+    b.set(xlim=(-0.5, 0.8), ylabel="SGD minus it, test accuracy (points; > 0: SGD better)",
+          title=f"SGD minus {NAMES[cnn['adaptive']]}, paired by seed")
     for ax in (a, b):
         ax.grid(alpha=0.3, axis="y")
     return figures.save(
