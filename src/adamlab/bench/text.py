@@ -55,7 +55,8 @@ def report_lines(report: dict) -> list[str]:
     lines += table(rows)
     lines.append("ceiling = the same loads and stores as adamlab's step (p, g and its fp32 state: 28 B/param, "
                  "36 with AMSGrad, 22 for bf16 params) with no arithmetic, on the same tensors and threads, timed "
-                 "beside the contenders; no-bc is compared with torch's bias-corrected AdamW")
+                 "in turn with the contenders (its fastest repeat); no-bc is compared with torch's bias-corrected "
+                 "AdamW")
     if report["rows_over_ceiling"]:
         lines.append(f"warning: adamlab beat the measured ceiling in {', '.join(report['rows_over_ceiling'])}: "
                      "the ceiling is wrong there (noise on a shared machine); rerun with more --repeats")
