@@ -5,10 +5,16 @@ on a busy 2-core machine they made each test ~30x slower. One thread keeps
 the suite fast; a test that measures threading can raise it locally.
 """
 
+import os
+import tempfile
+
 import pytest
 import torch
 
 torch.set_num_threads(1)
+# kernels are built into a cache of this run's own (inherited by the subprocesses tests start), so no
+# run depends on what an earlier one left on disk
+os.environ["ADAMLAB_CACHE_DIR"] = tempfile.mkdtemp(prefix="adamlab-test-cache-")
 
 
 @pytest.fixture(autouse=True)

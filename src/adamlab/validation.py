@@ -29,16 +29,28 @@ def real_number(name: str, value) -> float:
     return x
 
 
+# torch's words for each check, so a message matches torch's and then names the allowed range
+TORCH_WORDS = {"lr": "Invalid learning rate", "eps": "Invalid epsilon value"}
+
+
+def _invalid(name: str, value, allowed: str) -> ValueError:
+    if name.startswith("betas["):
+        words = f"Invalid beta parameter at index {name[6]}"
+    else:
+        words = TORCH_WORDS.get(name, f"Invalid {name} value")
+    return ValueError(f"{words}: {value} ({name} must be in {allowed})")
+
+
 def check_nonnegative(name: str, value) -> None:
     """lr, eps, weight_decay, momentum, ...: allowed range [0, inf)."""
     if real_number(name, value) < 0:
-        raise ValueError(f"{name} must be in [0, inf), got {value}")
+        raise _invalid(name, value, "[0, inf)")
 
 
 def check_unit_interval(name: str, value) -> None:
     """An EMA coefficient (beta1, beta2, alpha): allowed range [0, 1)."""
     if not 0.0 <= real_number(name, value) < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {value}")
+        raise _invalid(name, value, "[0, 1)")
 
 
 def check_real(name: str, value) -> None:
@@ -81,9 +93,20 @@ def check_nesterov(group: dict) -> None:
     """Nesterov momentum needs momentum > 0 and dampening == 0 (torch's rule)."""
     if group.get("nesterov") and (group["momentum"] <= 0 or group["dampening"] != 0):
         raise ValueError(
-            "nesterov=True requires momentum in (0, inf) and dampening == 0, "
-            f"got momentum={group['momentum']}, dampening={group['dampening']}"
+            "Nesterov momentum requires a momentum and zero dampening: nesterov=True needs momentum in "
+            f"(0, inf) and dampening == 0, got momentum={group['momentum']}, dampening={group['dampening']}"
         )
+
+
+def check_tensor_hyperparameters(group: dict) -> None:
+    """torch refuses Tensor lr or betas with foreach=True unless capturable (its foreach kernels take floats)."""
+    if not group.get("foreach") or group.get("capturable"):
+        return
+    if isinstance(group.get("lr"), torch.Tensor):
+        raise ValueError("lr as a Tensor is not supported for capturable=False and foreach=True")
+    for i, beta in enumerate(group.get("betas", ())):
+        if isinstance(beta, torch.Tensor):
+            raise ValueError(f"betas[{i}] as a Tensor is not supported for capturable=False and foreach=True")
 
 
 def check_fused_flags(group: dict) -> None:
@@ -92,3 +115,13 @@ def check_fused_flags(group: dict) -> None:
         raise RuntimeError("`fused` does not support `differentiable`")
     if group.get("fused") and group.get("foreach"):
         raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+
+
+def check_optional_count(name: str, value) -> None:
+    """None, or a whole number >= 1."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be None or an integer, got {value!r}")
+    if value < 1:
+        raise ValueError(f"Invalid {name} value: {value} ({name} must be None or in [1, inf))")

@@ -42,6 +42,23 @@ class Option:
     check: Callable[[str, Any], None] | None = None
     positional: bool = False  # positional-or-keyword in torch's signature; else keyword-only
     beyond_torch: bool = False  # torch's class of this algorithm has no such argument
+    late: bool = False  # torch added it later: older checkpoints lack it and loading fills the default
+
+
+@dataclass
+class Preconditioner:
+    """How a step's state reads as a per-coordinate step size (what adamlab.Monitor reports)."""
+
+    #: the raw second-moment state (exp_avg_sq, sum, square_avg, exp_inf): where it is exactly 0
+    v: Any
+    #: the term eps is added to in the denominator (sqrt(vhat) for Adam); None where there is none (Adamax)
+    root: Any
+    eps: Any
+    #: the factor the step multiplies its direction by (the first moment, else the gradient):
+    #: lr / (1 - beta1^t) / (sqrt(vhat) + eps) for Adam, so that the update is effective * exp_avg
+    effective: Any
+    #: AMSGrad's running max of v
+    vmax: Any = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +80,18 @@ class Config:
     def rule(self, p, g, state: dict, s):
         """(new param, {state name: new value}); ``s`` holds the plan's scalars."""
         raise NotImplementedError
+
+    #: the state names :meth:`preconditioner` reads; () where the update has no preconditioner (SGD)
+    def preconditioner_state(self) -> tuple[str, ...]:
+        return ()
+
+    def preconditioner(self, st: dict, s) -> Preconditioner | None:
+        """The state after a step, read as per-coordinate step sizes, from the same math as the rule."""
+        return None
+
+    def eps_added_to_root(self) -> bool:
+        """Whether eps is added to a root in the denominator (not so in Adamax, where it enters the max)."""
+        return bool(self.preconditioner_state())
 
 
 @dataclass(frozen=True)
@@ -99,6 +128,10 @@ class Algorithm:
 
     def defaults(self) -> dict[str, Any]:
         return {o.name: o.default for o in self.options}
+
+    def filled_on_load(self) -> tuple[str, ...]:
+        """Options a saved group may lack: torch's later additions and adamlab's own."""
+        return tuple(o.name for o in self.options if o.late or o.beyond_torch)
 
     def beyond_torch(self) -> dict[str, Any]:
         """Options torch's class lacks, with their defaults: hidden from state dicts while at them."""

@@ -16,6 +16,11 @@ def positional(*options: Option) -> tuple[Option, ...]:
     return tuple(replace(o, positional=True) for o in options)
 
 
+def late(*options: Option) -> tuple[Option, ...]:
+    """Options torch added after the optimizer's first release (its __setstate__ fills them)."""
+    return tuple(replace(o, late=True) for o in options)
+
+
 def beyond_torch(*options: Option) -> tuple[Option, ...]:
     """Options that torch's class of this algorithm does not have."""
     return tuple(replace(o, beyond_torch=True) for o in options)
@@ -50,20 +55,23 @@ AMSGRAD = Option(
     "Divide by the running max of v (Reddi et al. 2018), torch's variant: the max of raw v, "
     "divided by the current 1 - beta2^t.",
     V.check_bool,
+    late=True,
 )
 DECOUPLED_WEIGHT_DECAY = Option(
     "decoupled_weight_decay",
     False,
     "Shrink theta by 1 - lr*wd instead of adding wd*theta to the gradient (Loshchilov & Hutter 2019).",
     V.check_bool,
+    late=True,
 )
-MAXIMIZE = Option("maximize", False, "Maximize the objective: the gradient is negated.", V.check_bool)
+MAXIMIZE = Option("maximize", False, "Maximize the objective: the gradient is negated.", V.check_bool, late=True)
 FOREACH = Option(
     "foreach",
     None,
     "Accepted for torch compatibility and kept in the group. It selects no path: adamlab's default step is "
     "already horizontal across tensors (one fused pass for all of a group's params).",
     V.check_optional_bool,
+    late=True,
 )
 CAPTURABLE = Option(
     "capturable",
@@ -71,6 +79,7 @@ CAPTURABLE = Option(
     "Keep step counters on the device so a step can be captured in a CUDA graph. As in torch, True "
     "needs params on a capturable device (CUDA); on CPU the step raises.",
     V.check_bool,
+    late=True,
 )
 DIFFERENTIABLE = Option(
     "differentiable",
@@ -78,6 +87,7 @@ DIFFERENTIABLE = Option(
     "Record the step in autograd (for meta-learning): the update is differentiable with respect to the "
     "params, the state and Tensor hyperparameters. Runs the readable reference backend.",
     V.check_bool,
+    late=True,
 )
 FUSED = Option(
     "fused",
@@ -85,6 +95,7 @@ FUSED = Option(
     "None: the fastest backend for the params' device. True: a fused backend (the generated C loop on CPU), "
     "or an error. False: the readable reference backend (torch ops, param by param).",
     V.check_optional_bool,
+    late=True,
 )
 BIAS_CORRECTION = Option(
     "bias_correction",
@@ -111,3 +122,29 @@ BACKEND = Option(
     V.choice(None, "c", "reference"),
     beyond_torch=True,
 )
+COUNT_PRIMING = Option(
+    "count_priming",
+    False,
+    "A first step at lr 0 on all-zero gradients (how torch.distributed.checkpoint makes a fresh optimizer "
+    "create its state) only creates the state: nothing moves, no step is counted, so the first real update "
+    "is unchanged. True counts it as a step, as torch does (beyond torch).",
+    V.check_bool,
+    beyond_torch=True,
+)
+SKIP_NONFINITE = Option(
+    "skip_nonfinite",
+    False,
+    "Skip a step whose gradients hold inf or NaN: params, state and step counts stay bit-identical, and "
+    "the optimizer's last_step_skipped is True. The decision covers every group (beyond torch).",
+    V.check_bool,
+    beyond_torch=True,
+)
+MAX_CONSECUTIVE_SKIPS = Option(
+    "max_consecutive_skips",
+    None,
+    "With skip_nonfinite: raise instead of skipping once this many steps in a row were skipped; None skips "
+    "forever (beyond torch).",
+    V.check_optional_count,
+    beyond_torch=True,
+)
+SAFETY = (SKIP_NONFINITE, MAX_CONSECUTIVE_SKIPS)

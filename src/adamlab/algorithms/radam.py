@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from .. import math as M
 from .. import validation as V
 from . import options as O
 from .adam import decayed_moments
-from .base import Algorithm, Config, Option, Plan, decay_mode, decay_scalars
+from .base import Algorithm, Config, Option, Plan, Preconditioner, decay_mode, decay_scalars
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,18 @@ class RAdamConfig(Config):
         else:
             p = M.radam_momentum_step(p, m, s.lr, s.bias_correction1)
         return p, {"exp_avg": m, "exp_avg_sq": v}
+
+    def preconditioner_state(self):
+        return ("exp_avg_sq",)
+
+    def preconditioner(self, st, s):
+        v = st["exp_avg_sq"]
+        root = M.root_denominator(v, 0.0)  # torch's RAdam adds eps to sqrt(v), not to sqrt(vhat)
+        if self.rectified:
+            effective = s.lr * s.rect * s.bias_correction2_sqrt / (M.root_denominator(v, s.eps) * s.bias_correction1)
+        else:  # the momentum step: lr / (1 - beta1^t) on every coordinate
+            effective = torch.full_like(v, s.lr / s.bias_correction1)
+        return Preconditioner(v, root, s.eps, effective)
 
 
 def plan(group, counters, fresh) -> Plan:
@@ -60,7 +74,7 @@ RADAM = Algorithm(
     options=O.positional(O.lr(1e-3), O.BETAS, O.eps(1e-8), O.weight_decay(), O.DECOUPLED_WEIGHT_DECAY)
     + (O.FOREACH, O.MAXIMIZE, O.CAPTURABLE, O.DIFFERENTIABLE)
     + O.beyond_torch(O.FUSED)
-    + (RECT_THRESHOLD, O.DECAY_SCALE, O.BACKEND),
+    + (RECT_THRESHOLD, O.DECAY_SCALE, O.BACKEND, O.COUNT_PRIMING, *O.SAFETY),
     plan=plan,
     group_checks=(V.check_fused_flags,),
 )

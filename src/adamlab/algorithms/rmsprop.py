@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from .. import math as M
 from .. import validation as V
 from . import options as O
-from .base import Algorithm, Config, Option, Plan, decay_mode, decay_scalars, decayed_gradient
+from .base import Algorithm, Config, Option, Plan, Preconditioner, decay_mode, decay_scalars, decayed_gradient
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,18 @@ class RMSpropConfig(Config):
             return M.sgd_step(p, buf, s.lr), new
         return M.preconditioned_step(p, g, denom, s.lr), new
 
+    def preconditioner_state(self):
+        return ("square_avg", "grad_avg") if self.centered else ("square_avg",)
+
+    def preconditioner(self, st, s):
+        v = st["square_avg"]
+        if self.centered:
+            root = M.rmsprop_centered_denominator(v, st["grad_avg"], 0.0)
+            denom = M.rmsprop_centered_denominator(v, st["grad_avg"], s.eps)
+        else:
+            root, denom = M.root_denominator(v, 0.0), M.root_denominator(v, s.eps)
+        return Preconditioner(v, root, s.eps, s.lr / denom)
+
 
 def plan(group, counters, fresh) -> Plan:
     mode = decay_mode(group)
@@ -52,16 +64,18 @@ RMSPROP = Algorithm(
         Option("alpha", 0.99, "Smoothing constant of the squared-gradient EMA.", V.check_unit_interval),
         O.eps(1e-8),
         O.weight_decay(doc="L2 weight decay lambda, added to the gradient."),
-        Option("momentum", 0.0, "Momentum factor on the normalised step.", V.check_nonnegative),
-        Option("centered", False, "Divide by an estimate of the variance, sqrt(v - gbar^2) (Graves 2013).",
-               V.check_bool),
+        *O.late(
+            Option("momentum", 0.0, "Momentum factor on the normalised step.", V.check_nonnegative),
+            Option("centered", False, "Divide by an estimate of the variance, sqrt(v - gbar^2) (Graves 2013).",
+                   V.check_bool),
+        ),
         O.CAPTURABLE,
         O.FOREACH,
         O.MAXIMIZE,
         O.DIFFERENTIABLE,
     )
     + O.beyond_torch(O.FUSED)
-    + (O.BACKEND,),
+    + (O.BACKEND, O.COUNT_PRIMING, *O.SAFETY),
     plan=plan,
     group_checks=(V.check_fused_flags,),
 )

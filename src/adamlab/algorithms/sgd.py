@@ -63,11 +63,11 @@ SGD = Algorithm(
         Option("dampening", 0.0, "Dampening of the gradient in the momentum buffer: (1 - dampening) g.",
                V.check_nonnegative),
         O.weight_decay(),
-        Option("nesterov", False, "Nesterov momentum (Sutskever et al. 2013), torch's form.", V.check_bool),
+        *O.late(Option("nesterov", False, "Nesterov momentum (Sutskever et al. 2013), torch's form.", V.check_bool)),
     )
     + (O.MAXIMIZE, O.FOREACH, O.DIFFERENTIABLE, O.FUSED)
     + O.beyond_torch(O.DECOUPLED_WEIGHT_DECAY)
-    + (O.BACKEND,),
+    + (O.BACKEND, O.COUNT_PRIMING, *O.SAFETY),
     plan=plan,
     counters=(),
     counter_start={},

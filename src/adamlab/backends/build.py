@@ -23,7 +23,7 @@ import warnings
 from pathlib import Path
 
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-fno-math-errno", "-ffp-contract=off")
-TIMEOUT_S = 300.0
+TIMEOUT_S = float(os.environ.get("ADAMLAB_BUILD_TIMEOUT", 300))  # seconds a build may take
 
 _warned = False
 builds = 0  # compilations in this process (cache misses on disk), for tests and `adamlab bench`

@@ -149,8 +149,9 @@ def _contiguous_layout(bucket, required: bool):
         moved = [flat[i] for i in np.flatnonzero(table.ravel() != cached[2].ravel()).tolist()]
     if not all(map(_IS_CPU, moved)):
         return None
-    if cached is None or cached[0] != (numels, dtypes, vars(bucket.scalars).keys()):
-        cached = memo["cpu"] = ((numels, dtypes, vars(bucket.scalars).keys()), _launches(bucket, required), None)
+    built_for = (bucket.cfg, numels, dtypes, tuple(vars(bucket.scalars)))  # what the kernels were chosen for
+    if cached is None or cached[0] != built_for:
+        cached = memo["cpu"] = (built_for, _launches(bucket, required), None)
     launches, rest = cached[1]
     if cached[2] is None or not np.array_equal(cached[2], table):
         written = _written(bucket.cfg)
@@ -200,7 +201,10 @@ def _strided_layout(bucket, required: bool):
         fused = _fused_slot(slot)
         if fused is None:
             if required:
-                raise RuntimeError("fused=True, but a param is not a dense CPU tensor of a supported dtype")
+                raise RuntimeError(
+                    "`fused=True` requires all the params to be floating point Tensors of supported devices: "
+                    f"this one is {slot[0].dtype} on {slot[0].device}, or not dense"
+                )
             rest.append(k)
             continue
         fused_slots.append(fused)

@@ -59,7 +59,10 @@ def choose(requested: str | None, fused: bool | None, differentiable: bool, devi
     if device.type == "cpu":
         return "c"
     if fused:
-        raise RuntimeError(f"fused=True, but adamlab has no fused backend for {device.type} tensors")
+        raise RuntimeError(
+            "`fused=True` requires all the params to be floating point Tensors of supported devices: "
+            f"adamlab has no fused backend for {device.type} tensors"
+        )
     return "reference"
 
 

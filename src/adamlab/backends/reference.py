@@ -22,12 +22,12 @@ def compute_dtype(p: torch.Tensor) -> torch.dtype:
     return torch.float32 if p.dtype in (torch.float16, torch.bfloat16) else p.dtype
 
 
-def _update(cfg, scalars, arrays, names) -> None:
+def _update(cfg, scalars, arrays, names, differentiable=False) -> None:
     p, g, states = arrays[0], arrays[1], dict(zip(names, arrays[2:]))
     dt = compute_dtype(p)
-    new_p, new_state, new_grad = apply_update(
-        cfg, p.to(dt), g.to(dt), {k: v.to(dt) for k, v in states.items()}, scalars
-    )
+    # a differentiable step must not overwrite the values autograd saved: it computes from copies
+    load = (lambda t: t.to(dt).clone()) if differentiable else (lambda t: t.to(dt))
+    new_p, new_state, new_grad = apply_update(cfg, load(p), load(g), {k: load(v) for k, v in states.items()}, scalars)
     for k, value in new_state.items():
         states[k].copy_(value)
     if new_grad is not None:
@@ -51,7 +51,7 @@ def run(bucket, differentiable: bool = False) -> None:
     names = bucket.cfg.state_names()
     for slot in bucket.slots:
         if differentiable:
-            _update(bucket.cfg, bucket.scalars, slot, names)
+            _update(bucket.cfg, bucket.scalars, slot, names, differentiable=True)
         else:
             for piece in _slices(slot):
                 _update(bucket.cfg, bucket.scalars, piece, names)

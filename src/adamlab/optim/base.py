@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from ..algorithms import Algorithm
-from . import checkpoint
+from . import checkpoint, skipping
 from .counters import CounterBank, Counters, step_dtype
 from .slots import Stage
 
@@ -44,6 +44,12 @@ class Optimizer(torch.optim.Optimizer):
     _fixed: dict[str, Any] = {}
     # torch.amp.GradScaler hands fused-style optimizers grad_scale and found_inf (see _amp_inputs)
     _step_supports_amp_scaling = True
+    _last_step_skipped = False
+
+    @property
+    def last_step_skipped(self) -> bool:
+        """Whether the last step() was skipped (GradScaler's overflow, or skip_nonfinite): nothing was written."""
+        return self._last_step_skipped
 
     def __init_subclass__(cls, algorithm: Algorithm | None = None, defaults=None, fixed=None, **kw):
         super().__init_subclass__(**kw)
@@ -122,13 +128,29 @@ class Optimizer(torch.optim.Optimizer):
         return grad_scale, skip
 
     def _prepare(self, differentiable: bool) -> Stage | None:
-        grad_scale, skip = self._amp_inputs()
-        if skip:
-            return None  # an overflow: nothing is written and the step is not counted
-        stage = Stage(self)
+        self._last_step_skipped = False
+        grad_scale, overflow = self._amp_inputs()
+        if overflow:
+            self._last_step_skipped = True
+            return None  # GradScaler found an overflow: nothing is written and the step is not counted
+        guarded = skipping.enabled(self)
+        if guarded and not skipping.gradients_are_finite(self):
+            skipping.record_skip(self)
+            self._last_step_skipped = True
+            return None
+        stage = Stage(self, priming=self._is_priming())
         for gi, group in enumerate(self.param_groups):
             stage.add_group(gi, group, grad_scale, differentiable)
+        if guarded:
+            stage.after.append(lambda: skipping.record_applied(self))
         return stage
+
+    def _is_priming(self) -> bool:
+        """A fresh optimizer stepped at lr 0 on all-zero gradients: torch.distributed.checkpoint's priming."""
+        if self.state or any(g.get("count_priming", False) or _nonzero(g["lr"]) for g in self.param_groups):
+            return False
+        grads = [p.grad for g in self.param_groups for p in g["params"] if p.grad is not None]
+        return bool(grads) and not any(bool(g.any()) for g in grads)
 
     def _counter_dtype(self, group) -> torch.dtype:
         return torch.float32 if group.get("fused") or group.get("capturable") else step_dtype()
@@ -158,6 +180,10 @@ class Optimizer(torch.optim.Optimizer):
 
 
 _FRESH = Counters({"step": 1}, torch.float32)
+
+
+def _nonzero(lr) -> bool:
+    return bool(lr != 0)
 
 
 def _build_signature(cls) -> None:

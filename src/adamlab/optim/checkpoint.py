@@ -6,12 +6,12 @@ import torch
 
 
 def fill_defaults(opt) -> None:
-    """Give every group the options it lacks (a checkpoint from an older torch, or from torch.optim)."""
+    """Fill the options a saved group may lack: those torch added later (as its __setstate__ does) and ours."""
+    late = opt.algorithm.filled_on_load()
     for group in opt.param_groups:
-        for key, value in opt._class_defaults.items():
-            group.setdefault(key, value)
-        for key, value in opt._fixed.items():
-            group.setdefault(key, value)
+        group.update(opt._fixed)  # as torch's AdamW forces decoupled_weight_decay=True
+        for key in late:
+            group.setdefault(key, opt._class_defaults[key])
         if isinstance(group.get("betas"), list):
             group["betas"] = tuple(group["betas"])
     for state in opt.state.values():  # very old checkpoints kept the step as a number

@@ -28,8 +28,10 @@ class Counters(dict):
         super().__init__(values)
         self.dtype = dtype
 
-    def round(self, x: float) -> float:
-        """x as stored in this dtype (torch multiplies NAdam's mu_product in it)."""
+    def round(self, x):
+        """x as stored in this dtype (torch multiplies NAdam's mu_product in it); a tensor is already so."""
+        if torch.is_tensor(x):
+            return x
         return float(np.float32(x)) if self.dtype == torch.float32 else float(x)
 
 
@@ -81,6 +83,10 @@ class CounterBank:
                 return bank
         if len(self._banks) > 8:  # the set of params with grads keeps changing
             self._banks.clear()
+        for state in states:
+            missing = [name for name in names if name not in state]
+            if state and missing:  # moments without their step would restart bias correction silently
+                raise KeyError(f"a param's state has {sorted(state)} but lacks {missing}")
         values = [[_number(state.get(name, start[name])) for state in states] for name in names]
         bank = Bank(names, torch.tensor(values, dtype=dtype).reshape(len(names), len(params)), installed=False)
         self._banks[key] = bank

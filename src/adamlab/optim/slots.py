@@ -28,21 +28,38 @@ def real_local(t: torch.Tensor) -> torch.Tensor:
 class Stage:
     """The writes of one step, ready to apply."""
 
-    def __init__(self, opt):
+    def __init__(self, opt, priming: bool = False):
         self.opt = opt
+        self.priming = priming  # create the state only: no update runs, no counter moves
         self.runs: list = []  # callables that write, in order
         self.installs: list = []  # (state dict, {name: staged tensor})
         self.banks: list = []  # (bank, states, per-bucket counter updates)
+        self.adopt: list = []  # (param, new state dict): entered into the state only if it holds something
+        self.after: list = []  # callables run once the step is applied
+
+    def state_of(self, p) -> dict:
+        """p's state, or a new dict that becomes its state when the step is applied (torch keeps none for SGD)."""
+        state = self.opt.state.get(p)
+        if state is None:
+            state = {}
+            self.adopt.append((p, state))
+        return state
 
     def apply(self) -> None:
         for state, staged in self.installs:
             state.update(staged)
         for bank, states, _ in self.banks:
             bank.install(states)
-        for run in self.runs:
-            run()
-        for bank, _, updates in self.banks:
-            bank.advance(updates)
+        if not self.priming:
+            for run in self.runs:
+                run()
+            for bank, _, updates in self.banks:
+                bank.advance(updates)
+        for p, state in self.adopt:
+            if state:
+                self.opt.state[p] = state
+        for done in self.after:
+            done()
 
     # ------------------------------------------------------------------ prepare
 
@@ -65,10 +82,12 @@ class Stage:
             self._add_sparse(group, sparse)
         if not params:
             return
-        if len(set(map(id, params))) != len(params):
+        if group.get("capturable"):
+            _check_capturable_devices(params)
+        if differentiable or len(set(map(id, params))) != len(params):
             self._add_sequential(gi, group, params, grads, grad_scale, differentiable)
             return
-        states = [opt.state[p] for p in params]
+        states = [self.state_of(p) for p in params]
         fresh = [not s for s in states]
         dtype = opt._counter_dtype(group)
         bank = opt._counters.bank(params, states, record.counters, record.counter_start, dtype)
@@ -107,7 +126,7 @@ class Stage:
         opt, cfg = self.opt, plan.config
         names = cfg.state_names()
         memo = opt._memo.setdefault((tuple(map(id, params)), names), {})
-        states = [opt.state[p] for p in params] if states is None else states
+        states = [self.state_of(p) for p in params] if states is None else states
         flat = self._flat_arrays(group, plan, params, grads, states, names, memo)
         bucket = Bucket(cfg, None, flat, 2 + len(names), memo)
         if memo.get("signature") != bucket.signature():
@@ -140,7 +159,7 @@ class Stage:
         for p, g, state in zip(params, grads, states):
             missing = [n for n in names if n not in state]
             if missing:
-                if len(missing) != len(names):
+                if state:  # a started state lacking a key: torch raises KeyError rather than restart it
                     raise KeyError(f"a param's state has {sorted(state)} but lacks {missing}")
                 staged = opt._new_state(p, group, plan)
                 self.installs.append((state, staged))
@@ -158,30 +177,39 @@ class Stage:
         """A group that lists a param twice steps each occurrence in turn, as torch's for-loop does."""
         opt, record = self.opt, self.opt.algorithm
         dtype = opt._counter_dtype(group)
-        running: dict = {}
+        states, views, running, fresh_before = {}, {}, {}, {}
         for p, g in zip(params, grads):
-            state = opt.state[p]
-            fresh = not state and id(p) not in running
-            current = running.get(id(p)) or {n: float(state.get(n, record.counter_start[n])) for n in record.counters}
+            key = id(p)
+            if key not in states:
+                states[key] = views[key] = self.state_of(p)
+                fresh_before[key] = not states[key]
+            # torch's SGD starts a momentum buffer for each occurrence of a param that had none (the
+            # last one is kept); the others create state once and later occurrences share it
+            fresh = fresh_before[key] and (key not in running or not record.counters)
+            current = running.get(key) or {n: _counter(states[key], n, record.counter_start[n], differentiable)
+                                           for n in record.counters}
             counters = Counters(dict(current), dtype)
             if "step" in counters:
                 counters["step"] += 1
             plan = self._plan(group, counters, fresh, grad_scale)
-            self._add_bucket(gi, group, plan, [p], [g], differentiable)
-            running[id(p)] = {**counters, **plan.counters}
-        for p in {id(p): p for p in params}.values():
-            final = running[id(p)]
-            self.runs.append(lambda p=p, final=final: _set_counters(opt.state[p], final, dtype))
+            if fresh:  # stage the state once: later occurrences update the same tensors
+                staged = opt._new_state(p, group, plan)
+                self.installs.append((states[key], staged))
+                views[key] = {**states[key], **staged}
+            self._add_bucket(gi, group, plan, [p], [g], differentiable, [views[key]])
+            running[key] = {**counters, **plan.counters}
+        for key, final in running.items():
+            self.runs.append(lambda state=states[key], final=final: _set_counters(state, final, dtype))
 
     def _add_sparse(self, group, pairs) -> None:
         opt, record = self.opt, self.opt.algorithm
         if record.sparse_check is not None:
             record.sparse_check(group)
         dtype = opt._counter_dtype(group)
+        states = [self.state_of(p) for p, _ in pairs]
 
         def run() -> None:
-            for p, g in pairs:
-                state = opt.state[p]
+            for (p, g), state in zip(pairs, states):
                 counters = Counters({n: float(state.get(n, record.counter_start[n])) + (n == "step")
                                      for n in record.counters}, dtype)
                 record.sparse_step(p, g, state, group, counters)
@@ -195,12 +223,31 @@ _IS_NOT_NONE = functools.partial(operator.is_not, None)
 _IS_SPARSE = operator.attrgetter("is_sparse")
 
 
+CAPTURABLE_DEVICES = ("cuda", "xpu", "hpu", "xla", torch._C._get_privateuse1_backend_name())
+
+
+def _check_capturable_devices(params) -> None:
+    """torch's rule: capturable state lives on an accelerator; CPU params cannot be captured."""
+    if any(p.device.type not in CAPTURABLE_DEVICES for p in params):
+        raise AssertionError(
+            f"If capturable=True, params and state_steps must be on supported devices: {list(CAPTURABLE_DEVICES)}."
+        )
+
+
+def _counter(state: dict, name: str, start: float, differentiable: bool):
+    """A counter's value before the step: the state tensor itself for differentiable steps (NAdam's mu_product)."""
+    value = state.get(name, start)
+    if differentiable and name != "step" and torch.is_tensor(value):
+        return value.clone()
+    return float(value)
+
+
 def _set_counters(state: dict, values: dict, dtype) -> None:
     for name, value in values.items():
         if name in state and torch.is_tensor(state[name]):
-            state[name].fill_(value)
+            state[name].copy_(value) if torch.is_tensor(value) else state[name].fill_(value)
         else:
-            state[name] = torch.tensor(value, dtype=dtype)
+            state[name] = value.clone() if torch.is_tensor(value) else torch.tensor(value, dtype=dtype)
 
 
 def _float(x) -> float:

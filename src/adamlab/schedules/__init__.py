@@ -37,6 +37,7 @@ from .recipes import (
     warmup_linear,
     wsd,
 )
+from .skipping import SkipAware
 from .untuned import beta2_of, untuned_warmup_steps
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "untuned_warmup_steps",
     "beta2_of",
     "plot",
+    "SkipAware",
     "Constant",
     "LinearWarmup",
     "ExponentialWarmup",
