@@ -36,6 +36,15 @@ def rejudge(data: dict) -> dict:
     return out
 
 
+def load(env: dict) -> str:
+    """How shared the cores were, where the run recorded it."""
+    start, end = env.get("load average at start"), env.get("load average at end")
+    if start is None or end is None:
+        return ""
+    return (f" with the cores shared (load average {start:g} at the start, {end:g} at the end, on "
+            f"{env.get('cpu count')} cores)")
+
+
 def cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -47,7 +56,7 @@ def table(data: dict) -> str:
     lines = [
         START,
         f"A {mode} run on this machine ({env.get('cpu count')} cores of an {env.get('cpu')}, torch "
-        f"{env.get('torch')}, seed {env.get('seed')}) took {env.get('wall time (s)')} s. What it measured:",
+        f"{env.get('torch')}, seed {env.get('seed')}) took {env.get('wall time (s)')} s{load(env)}. What it measured:",
         "",
         "| claim | verdict | parts: verdict, and what was measured |",
         "|---|---|---|",

@@ -48,6 +48,14 @@ def versions() -> dict:
             "numpy": numpy.__version__, "matplotlib": matplotlib.__version__}
 
 
+def load_average() -> float | None:
+    """The 1-minute load average: how busy the (possibly shared) cores were, next to the wall time."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
 def environment(quick: bool, seed: int) -> dict:
     import torch
 
@@ -59,6 +67,7 @@ def environment(quick: bool, seed: int) -> dict:
         "platform": platform.platform(),
         "quick": quick,
         "seed": seed,
+        "load average at start": load_average(),
         "command": " ".join(["adamlab", *sys.argv[1:]]) if sys.argv else "",
     }
 
@@ -112,6 +121,7 @@ def reproduce(
         for claim in claims:
             results.append(progress.claim(claim, Context(out_dir, quick=quick, seed=seed), run_claim))
     env["wall time (s)"] = round(time.perf_counter() - started, 1)
+    env["load average at end"] = load_average()
     env["finished"] = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
     page, data = report.write(out_dir, results, env)
     console.summary(results, env, page, data)

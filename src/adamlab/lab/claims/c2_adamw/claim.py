@@ -269,7 +269,8 @@ def slope_text(panel: dict) -> str:
     lo, hi = panel["slope_range"]
     if not math.isfinite(panel["slope"]):
         return f"undetermined (fewer than {MIN_ROWS} lrs pin their best wd)"
-    return f"{panel['slope']:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+    rows = panel["rows_in_slope"]
+    return f"{panel['slope']:+.2f} [{lo:+.2f}, {hi:+.2f}] over lr {rows[0]:g}-{rows[-1]:g}"
 
 
 def notes(m: dict) -> str:
