@@ -52,6 +52,13 @@ def test_traffic_refuses_mixed_or_other_dtypes():
         Traffic(tensors(torch.float16), 2)
 
 
+def test_the_command_line_names_every_case_and_variant():
+    import adamlab.bench
+
+    assert adamlab.bench.CASE_KEYS == tuple(cases.cases(quick=True)) == tuple(cases.cases(quick=False))
+    assert adamlab.bench.VARIANTS == tuple(cases.VARIANTS)
+
+
 def test_quick_cases_say_what_they_run():
     quick, full = cases.cases(quick=True), cases.cases(quick=False)
     params = sum(s[0] for s in quick["c"].shapes)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from .cases import CASE_KEYS, VARIANTS
+# the names only (cases.py holds what they mean), so that building the command line imports no torch
+CASE_KEYS = ("a", "b", "c")
+VARIANTS = ("adamw", "amsgrad", "bf16", "no-bc")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +35,7 @@ def _listed(text: str, known, flag: str) -> list[str]:
 def check_arguments(args) -> None:
     """ValueError naming the flag for any bad argument; turns --cases and --variants into lists."""
     args.cases = _listed(args.cases, CASE_KEYS, "--cases") if isinstance(args.cases, str) else args.cases
-    args.variants = _listed(args.variants, tuple(VARIANTS), "--variants") if isinstance(args.variants, str) \
+    args.variants = _listed(args.variants, VARIANTS, "--variants") if isinstance(args.variants, str) \
         else args.variants
     if args.repeats < 1:
         raise ValueError(f"--repeats must be >= 1, got {args.repeats}")

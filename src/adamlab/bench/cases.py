@@ -67,9 +67,6 @@ def cases(quick: bool) -> dict[str, Case]:
     }
 
 
-CASE_KEYS = ("a", "b", "c")
-
-
 def contenders(variant: Variant, params: list[torch.Tensor]) -> dict:
     """Each contender's stepping object; "ceiling" moves the step's bytes and does no arithmetic."""
     def torch_adamw(**kw):
