@@ -8,8 +8,12 @@ the suite fast; a test that measures threading can raise it locally.
 import os
 import tempfile
 
-import pytest
-import torch
+# Triton's interpreter runs the GPU backend's kernels on CPU tensors (tests/test_triton.py). Triton reads
+# this when it is imported, so it is set before anything imports it.
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 torch.set_num_threads(1)
 # kernels are built into a cache of this run's own (inherited by the subprocesses tests start), so no

@@ -27,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from .. import math as M
 
 DECAY_MODES = ("none", "l2", "decoupled")
@@ -173,6 +175,11 @@ def _is_zero(x) -> bool:
     return bool(x == 0)
 
 
+def _on_host(x) -> bool:
+    """Whether reading x costs no wait for a device (a number, or a CPU tensor)."""
+    return not isinstance(x, torch.Tensor) or x.device.type == "cpu"
+
+
 def base_lr(group):
     """gamma_0 of the schedule multiplier lr/gamma_0: the lr the group was built with.
 
@@ -192,7 +199,7 @@ def decay_scalars(group, mode: str) -> dict:
         return {}
     by_schedule = group.get("decay_scale", "lr") == "schedule"
     if by_schedule:
-        if _is_zero(base_lr(group)) and not _is_zero(lr):
+        if _is_zero(base_lr(group)) and _on_host(lr) and not _is_zero(lr):
             raise ValueError(
                 'decay_scale="schedule" divides lr by the group\'s base_lr, which is 0 (the optimizer was '
                 "built at lr 0): set group['base_lr'] to the lr the schedule multiplies, in (0, inf)"
@@ -200,7 +207,7 @@ def decay_scalars(group, mode: str) -> dict:
         factor = M.schedule_decay_factor(lr, base_lr(group), wd)
     else:
         factor = M.lr_decay_factor(lr, wd)
-    if bool(factor < 0):
+    if _on_host(factor) and bool(factor < 0):  # a device Tensor lr is not read back to check it
         raise ValueError(
             f"decoupled decay factor {float(factor):.4g} < 0 would flip the weights' sign: weight_decay={wd} "
             f"times the {'schedule multiplier lr/base_lr' if by_schedule else 'lr'} "

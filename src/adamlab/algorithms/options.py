@@ -76,8 +76,10 @@ FOREACH = Option(
 CAPTURABLE = Option(
     "capturable",
     False,
-    "Keep step counters on the device so a step can be captured in a CUDA graph. As in torch, True "
-    "needs params on a capturable device (CUDA); on CPU the step raises.",
+    "Keep step counters on the device and compute each step's scalars (bias corrections, step size, decay "
+    "factor) there from them, so a step can be captured in a CUDA graph and a Tensor lr costs no host sync. "
+    "Takes effect on the Triton backend (CUDA tensors, or CPU tensors under Triton's interpreter); AMP's "
+    "found_inf is then read on the device too, and a skipped step is not counted.",
     V.check_bool,
     late=True,
 )
@@ -92,8 +94,9 @@ DIFFERENTIABLE = Option(
 FUSED = Option(
     "fused",
     None,
-    "None: the fastest backend for the params' device. True: a fused backend (the generated C loop on CPU), "
-    "or an error. False: the readable reference backend (torch ops, param by param).",
+    "None: the fastest backend for the params' device. True: a fused backend (the generated C loop on CPU, "
+    "the generated Triton kernel on CUDA), or an error. False: the readable reference backend (torch ops, "
+    "param by param).",
     V.check_optional_bool,
     late=True,
 )
@@ -117,9 +120,11 @@ DECAY_SCALE = Option(
 BACKEND = Option(
     "backend",
     None,
-    'Force a backend: "c" (the generated C loop, CPU tensors) or "reference" (torch ops, any device). '
-    "None picks the fastest for the params' device (beyond torch).",
-    V.choice(None, "c", "reference"),
+    'Force a backend: "triton" (one generated Triton kernel per step, CUDA tensors; needs the triton '
+    'package, pip install adamlab[gpu]), "c" (the generated C loop, CPU tensors) or "reference" (torch ops, '
+    "any device); an error where it cannot run. None picks the fastest for the params' device: Triton for "
+    "CUDA when triton is importable, the C loop for CPU, else the reference backend (beyond torch).",
+    V.choice(None, "triton", "c", "reference"),
     beyond_torch=True,
 )
 COUNT_PRIMING = Option(

@@ -15,18 +15,23 @@ from .base import Algorithm, Config, Option, Plan, Preconditioner, decay_mode, d
 
 @dataclass(frozen=True)
 class RAdamConfig(Config):
-    rectified: bool = False  # this step uses the rectified adaptive update (rho_t > threshold)
+    #: this step uses the rectified adaptive update (rho_t > threshold); None: each param's plan scalar
+    #: ``rectified`` decides, for a device step whose step counts are never read on the host
+    rectified: bool | None = False
 
     def state_names(self):
         return ("exp_avg", "exp_avg_sq")
 
     def rule(self, p, g, st, s):
         p, _, m, v = decayed_moments(self, p, g, st, s)
-        if self.rectified:
-            p = M.radam_adaptive_step(p, m, v, s.lr, s.bias_correction1, s.bias_correction2_sqrt, s.eps, s.rect)
-        else:
-            p = M.radam_momentum_step(p, m, s.lr, s.bias_correction1)
-        return p, {"exp_avg": m, "exp_avg_sq": v}
+        adaptive = self.rectified is not False
+        momentum = self.rectified is not True
+        if adaptive:
+            new_p = M.radam_adaptive_step(p, m, v, s.lr, s.bias_correction1, s.bias_correction2_sqrt, s.eps, s.rect)
+        if momentum:
+            plain = M.radam_momentum_step(p, m, s.lr, s.bias_correction1)
+            new_p = M.where(s.rectified, new_p, plain) if adaptive else plain
+        return new_p, {"exp_avg": m, "exp_avg_sq": v}
 
     def preconditioner_state(self):
         return ("exp_avg_sq",)
@@ -44,7 +49,9 @@ class RAdamConfig(Config):
 def plan(group, counters, fresh) -> Plan:
     step = counters["step"]
     beta1, beta2 = group["betas"]
-    rectified = bool(M.radam_rho(beta2, step) > group["rect_threshold"])
+    above = M.radam_rho(beta2, step) > group["rect_threshold"]
+    per_param = isinstance(above, torch.Tensor)  # a device step: counters are tensors, one per param
+    rectified = None if per_param else bool(above)
     mode = decay_mode(group)
     scalars = dict(
         beta1=beta1,
@@ -55,7 +62,10 @@ def plan(group, counters, fresh) -> Plan:
         bias_correction2_sqrt=M.bias_correction(beta2, step) ** 0.5,
         **decay_scalars(group, mode),
     )
-    if rectified:
+    if per_param:  # r_t is NaN where rho_t <= 4; those params take the momentum step
+        scalars["rectified"] = above
+        scalars["rect"] = torch.where(above, M.radam_rectification(beta2, step), 0.0)
+    elif rectified:
         scalars["rect"] = M.radam_rectification(beta2, step)
     return Plan(RAdamConfig(group["maximize"], mode, rectified=rectified), scalars)
 

@@ -11,6 +11,21 @@ from __future__ import annotations
 from .storage import C_PRELUDE, CODECS
 from .trace import Program
 
+# Every chunk of a bucket's tensors, so one parallel loop shares out all of them (used by each C kernel).
+C_CHUNKS = r"""
+/* The (tensor, first element) of every chunk of `chunk` elements, tensor after tensor; the caller frees both. */
+static int64_t chunk_table(int64_t n_tensors, const int64_t* numels, int64_t chunk, int64_t** owner,
+                           int64_t** first) {
+    int64_t n_chunks = 0;
+    for (int64_t i = 0; i < n_tensors; i++) n_chunks += (numels[i] + chunk - 1) / chunk;
+    *owner = (int64_t*)malloc(sizeof(int64_t) * (n_chunks + 1));
+    *first = (int64_t*)malloc(sizeof(int64_t) * (n_chunks + 1));
+    for (int64_t i = 0, c = 0; i < n_tensors; i++)
+        for (int64_t s = 0; s < numels[i]; s += chunk, c++) { (*owner)[c] = i; (*first)[c] = s; }
+    return n_chunks;
+}
+"""
+
 KERNEL = r"""
 typedef {ctype} T;
 #define SQRT(x) {sqrt}(x)
@@ -38,12 +53,8 @@ static inline void chunk_step(int64_t i, int64_t lo, int64_t hi, char** ptrs, co
 
 void adamlab_step(int64_t n_tensors, const int64_t* numels, char** ptrs,
                   const double* sc, int n_threads, int64_t chunk) {{
-    int64_t n_chunks = 0;
-    for (int64_t i = 0; i < n_tensors; i++) n_chunks += (numels[i] + chunk - 1) / chunk;
-    int64_t* owner = (int64_t*)malloc(sizeof(int64_t) * (n_chunks + 1));
-    int64_t* first = (int64_t*)malloc(sizeof(int64_t) * (n_chunks + 1));
-    for (int64_t i = 0, c = 0; i < n_tensors; i++)
-        for (int64_t s = 0; s < numels[i]; s += chunk, c++) {{ owner[c] = i; first[c] = s; }}
+    int64_t *owner, *first;
+    const int64_t n_chunks = chunk_table(n_tensors, numels, chunk, &owner, &first);
     if (n_threads > 1) {{
         #pragma omp parallel for schedule(dynamic, 1) num_threads(n_threads)
         for (int64_t c = 0; c < n_chunks; c++) {{
@@ -105,7 +116,7 @@ def source(program: Program, codecs: dict[str, str]) -> str:
     for name, value in program.stores:
         stores.append(f"        a_{name}[j] = {CODECS[codecs[name]].c_store.format(x=operand(value, True))};")
     double = codecs["p"] == "float64"
-    return C_PRELUDE + KERNEL.format(
+    return C_PRELUDE + C_CHUNKS + KERNEL.format(
         ctype="double" if double else "float",
         sqrt="sqrt" if double else "sqrtf",
         fabs="fabs" if double else "fabsf",

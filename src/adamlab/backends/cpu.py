@@ -13,7 +13,6 @@ from __future__ import annotations
 import ctypes
 import operator
 import os
-import threading
 
 import numpy as np
 import torch
@@ -24,10 +23,14 @@ from .trace import trace
 
 CHUNK = 1 << 15
 _IS_CPU = operator.attrgetter("is_cpu")
-_kernels: dict = {}
-_failed: dict = {}  # kernel key -> BuildError, so a broken configuration is not rebuilt every step
-_lock = threading.Lock()
+_cache = build.Cache()  # a configuration that failed to build is not rebuilt every step
+_kernels = _cache.made
 _forked_child = False
+
+
+def threads() -> int:
+    """Threads for a kernel: torch's setting, or 1 in a forked child (its OpenMP pool is gone)."""
+    return 1 if _forked_child else torch.get_num_threads()
 
 
 def _after_fork_in_child() -> None:
@@ -40,26 +43,15 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 def kernel(cfg, scalar_names: tuple[str, ...], codecs: tuple[tuple[str, str], ...]):
     """The compiled step for this key, built once per process (and once per machine on disk)."""
-    key = (cfg, scalar_names, codecs)
-    fn = _kernels.get(key)
-    if fn is not None:
+
+    def make():
+        fn = build.load_library(c.source(trace(cfg, scalar_names), dict(codecs))).adamlab_step
+        fn.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
+                       ctypes.c_int64]
+        fn.restype = None
         return fn
-    with _lock:
-        if key in _failed:
-            raise _failed[key]
-        fn = _kernels.get(key)
-        if fn is None:
-            try:
-                lib = build.load_library(c.source(trace(cfg, scalar_names), dict(codecs)))
-                fn = lib.adamlab_step
-            except build.BuildError as e:
-                _failed[key] = e
-                raise
-            fn.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
-                           ctypes.c_int64]
-            fn.restype = None
-            _kernels[key] = fn
-    return fn
+
+    return _cache.get((cfg, scalar_names, codecs), make)
 
 
 def _dense(t: torch.Tensor) -> bool:
@@ -84,6 +76,12 @@ def _fused_slot(slot: list[torch.Tensor]) -> list[torch.Tensor] | None:
     p, g, states = slot[0], slot[1], slot[2:]
     if not (p.is_cpu and g.is_cpu and p.dtype in DTYPE_CODEC and all(s.is_cpu for s in states)):
         return None
+    return dense_slot(slot)
+
+
+def dense_slot(slot: list[torch.Tensor]) -> list[torch.Tensor] | None:
+    """The slot with memory order equal to element order in every array (a grad copied if needed), or None."""
+    p, g, states = slot[0], slot[1], slot[2:]
     if all(a.is_contiguous() for a in slot):
         return slot
     if p.is_contiguous() and all(s.is_contiguous() for s in states):
@@ -180,15 +178,16 @@ def _launches(bucket, required: bool):
     return launches, rest
 
 
-def _kernel_or_none(bucket, key, required: bool):
+def _kernel_or_none(bucket, key, required: bool, build_kernel=None, what: str = "the fused CPU kernel"):
+    """The kernel for a dtype group's codecs ``key`` (``build_kernel``, this module's ``kernel`` by default)."""
     if None in key:  # a state kept in a dtype no codec covers
         return None
     names = ("p", "g") + bucket.cfg.state_names()
     try:
-        return kernel(bucket.cfg, tuple(vars(bucket.scalars)), tuple(zip(names, key)))
+        return (build_kernel or kernel)(bucket.cfg, tuple(vars(bucket.scalars)), tuple(zip(names, key)))
     except build.BuildError as e:
         if required:
-            raise RuntimeError(f"fused=True, but the fused CPU kernel is unavailable: {e}") from e
+            raise RuntimeError(f"fused=True, but {what} is unavailable: {e}") from e
         build.warn_once(e)
         return None  # this configuration only falls back
 
@@ -242,9 +241,9 @@ def prepare(bucket, required: bool):
     sc = (ctypes.c_double * len(vars(bucket.scalars)))(*vars(bucket.scalars).values())
 
     def run() -> None:
-        threads = 1 if _forked_child else torch.get_num_threads()
+        n_threads = threads()
         for launch in launches:
-            launch(sc, threads)
+            launch(sc, n_threads)
 
     slots = bucket.slots if rest else []
     return run, [slots[k] for k in rest]

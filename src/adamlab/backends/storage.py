@@ -19,15 +19,20 @@ class Codec:
     c_type: str  # the C element type in memory
     c_load: str  # C expression of the compute value, from {x} (the element)
     c_store: str  # C expression of the element, from {x} (a compute value)
+    triton_type: str  # the Triton element type in memory (pointer tables are cast to pointers of it)
+    triton_load: str  # Triton expression of the compute value, from {x} (the loaded element)
+    triton_store: str  # Triton expression of the element to store, from {x} (a compute value)
 
 
 CODECS = {
     c.name: c
     for c in (
-        Codec("float64", 8, "double", "{x}", "{x}"),
-        Codec("float32", 4, "float", "{x}", "{x}"),
-        Codec("float16", 2, "uint16_t", "fp16_to_float({x})", "float_to_fp16({x})"),
-        Codec("bfloat16", 2, "uint16_t", "bf16_to_float({x})", "float_to_bf16({x})"),
+        Codec("float64", 8, "double", "{x}", "{x}", "tl.float64", "{x}", "{x}"),
+        Codec("float32", 4, "float", "{x}", "{x}", "tl.float32", "{x}", "{x}"),
+        Codec("float16", 2, "uint16_t", "fp16_to_float({x})", "float_to_fp16({x})",
+              "tl.uint16", "fp16_to_float({x})", "float_to_fp16({x})"),
+        Codec("bfloat16", 2, "uint16_t", "bf16_to_float({x})", "float_to_bf16({x})",
+              "tl.uint16", "bf16_to_float({x})", "float_to_bf16({x})"),
     )
 }
 
@@ -82,4 +87,54 @@ static inline uint16_t float_to_fp16(float x) {
     const uint32_t o = f >= ((127u + 16u) << 23) ? big : (f < (113u << 23) ? subnormal : normal);
     return (uint16_t)(o | (sign >> 16));
 }
+"""
+
+# The same conversions for the Triton printer, on uint32 bit patterns. Half-precision arrays
+# are read and written as uint16, never through a float-to-half cast: Triton's interpreter
+# truncates `x.to(tl.bfloat16)`, so only integer rounding gives the same bits everywhere.
+# Constants stay below 2**31, so that no uint32 literal depends on how Triton types it.
+TRITON_PRELUDE = r"""
+@triton.jit
+def _u32(x: tl.constexpr):
+    return tl.full((), x, tl.uint32)
+
+
+@triton.jit
+def bf16_to_float(h):
+    return (h.to(tl.uint32) << 16).to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def float_to_bf16(f):  # round to nearest even, NaN -> 0xffff, as torch
+    u = f.to(tl.uint32, bitcast=True)
+    rounded = (u + _u32(0x7FFF) + ((u >> 16) & _u32(1))) >> 16
+    return tl.where((u & _u32(0x7FFFFFFF)) > _u32(0x7F800000), _u32(0xFFFF), rounded).to(tl.uint16)
+
+
+@triton.jit
+def fp16_to_float(h):
+    exp_mask = _u32(0x7C00 << 13)
+    o = (h.to(tl.uint32) & _u32(0x7FFF)) << 13
+    exp = o & exp_mask
+    o = o + _u32((127 - 15) << 23)
+    inf_nan = o + _u32((128 - 16) << 23)
+    magic = _u32(113 << 23).to(tl.float32, bitcast=True)
+    sub = ((o + _u32(1 << 23)).to(tl.float32, bitcast=True) - magic).to(tl.uint32, bitcast=True)
+    o = tl.where(exp == exp_mask, inf_nan, tl.where(exp == _u32(0), sub, o))
+    o = o | ((h.to(tl.uint32) & _u32(0x8000)) << 16)
+    return o.to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def float_to_fp16(x):
+    f = x.to(tl.uint32, bitcast=True)
+    sign = (f >> 31) << 31
+    f = f ^ sign
+    magic_bits = _u32(((127 - 15) + (23 - 10) + 1) << 23)
+    t = f.to(tl.float32, bitcast=True) + magic_bits.to(tl.float32, bitcast=True)
+    subnormal = t.to(tl.uint32, bitcast=True) - magic_bits
+    normal = (f - _u32(112 << 23) + _u32(0xFFF) + ((f >> 13) & _u32(1))) >> 13  # + ((15 - 127) << 23), as C
+    big = tl.where(f > _u32(255 << 23), _u32(0x7E00), _u32(0x7C00))
+    o = tl.where(f >= _u32((127 + 16) << 23), big, tl.where(f < _u32(113 << 23), subnormal, normal))
+    return (o | (sign >> 16)).to(tl.uint16)
 """

@@ -15,6 +15,7 @@ import torch
 
 from .. import backends
 from ..backends.dispatch import Bucket
+from . import device
 from .counters import Counters
 
 
@@ -28,8 +29,9 @@ def real_local(t: torch.Tensor) -> torch.Tensor:
 class Stage:
     """The writes of one step, ready to apply."""
 
-    def __init__(self, opt, priming: bool = False):
+    def __init__(self, opt, found_inf=None, priming: bool = False):
         self.opt = opt
+        self.found_inf = found_inf  # AMP's flag when device steps read it on the device; else None
         self.priming = priming  # create the state only: no update runs, no counter moves
         self.runs: list = []  # callables that write, in order
         self.installs: list = []  # (state dict, {name: staged tensor})
@@ -82,12 +84,18 @@ class Stage:
             self._add_sparse(group, sparse)
         if not params:
             return
+        if not differentiable and len(set(map(id, params))) == len(params) and device.wanted(
+                group, params, self.found_inf, differentiable):
+            device.add_group(self, gi, group, params, grads, grad_scale, self.found_inf)
+            return
         if group.get("capturable"):
             _check_capturable_devices(params)
         if differentiable or len(set(map(id, params))) != len(params):
             self._add_sequential(gi, group, params, grads, grad_scale, differentiable)
             return
-        states = [self.state_of(p) for p in params]
+        states = list(map(opt.state.get, params))  # a plain lookup: a defaultdict would create entries
+        if not all(map(_IS_NOT_NONE, states)):
+            states = [self.state_of(p) for p in params]
         fresh = [not s for s in states]
         dtype = opt._counter_dtype(group)
         bank = opt._counters.bank(params, states, record.counters, record.counter_start, dtype)
@@ -122,19 +130,21 @@ class Stage:
                            scalars={**plan.scalars, "grad_scale": grad_scale})
         return plan
 
-    def _add_bucket(self, gi, group, plan, params, grads, differentiable, states=None) -> None:
+    def _add_bucket(self, gi, group, plan, params, grads, differentiable, states=None, device_step=False,
+                    found_inf=None) -> None:
+        """One bucket's arrays checked and its backend readied (a device step keeps its scalars as tensors)."""
         opt, cfg = self.opt, plan.config
         names = cfg.state_names()
         memo = opt._memo.setdefault((tuple(map(id, params)), names), {})
         states = [self.state_of(p) for p in params] if states is None else states
         flat = self._flat_arrays(group, plan, params, grads, states, names, memo)
-        bucket = Bucket(cfg, None, flat, 2 + len(names), memo)
+        bucket = Bucket(cfg, None, flat, 2 + len(names), memo, found_inf)
         if memo.get("signature") != bucket.signature():
             _check_arrays(gi, names, bucket.slots)  # only when an array changed since it was last checked
             memo["signature"] = bucket.signature()
         device = params[0].device
         backend = backends.dispatch.choose(group.get("backend"), group.get("fused"), differentiable, device)
-        scalars = plan.scalars if differentiable else {k: _float(v) for k, v in plan.scalars.items()}
+        scalars = plan.scalars if differentiable or device_step else {k: _float(v) for k, v in plan.scalars.items()}
         bucket.scalars = SimpleNamespace(**scalars)
         self.runs.append(backends.prepare(bucket, backend, required=bool(group.get("fused")),
                                           differentiable=differentiable))
