@@ -284,3 +284,14 @@ def test_only_the_priming_step_goes_uncounted(case):
         for i, state in theirs.items():
             for key, value in state.items():
                 assert torch.equal(ours[i][key], value), key
+
+
+def test_importing_adamlab_does_not_import_torch_until_a_name_is_used():
+    """The command line checks its arguments before torch is loaded (an error comes back in well under 1 s)."""
+    import subprocess
+    import sys
+
+    probe = "import sys, adamlab; before = 'torch' in sys.modules; adamlab.AdamW; print(before, 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert out[:2] == ["False", "True"]
+    assert set(adamlab.__all__) <= set(dir(adamlab))
