@@ -16,7 +16,7 @@ import torch
 from .. import backends
 from ..backends.dispatch import Bucket
 from . import device
-from .counters import Counters
+from .counters import CACHED, Counters
 
 
 def real_local(t: torch.Tensor) -> torch.Tensor:
@@ -135,6 +135,8 @@ class Stage:
         """One bucket's arrays checked and its backend readied (a device step keeps its scalars as tensors)."""
         opt, cfg = self.opt, plan.config
         names = cfg.state_names()
+        if len(opt._memo) > CACHED:
+            opt._memo.clear()
         memo = opt._memo.setdefault((tuple(map(id, params)), names), {})
         states = [self.state_of(p) for p in params] if states is None else states
         flat = self._flat_arrays(group, plan, params, grads, states, names, memo)
