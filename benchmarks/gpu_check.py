@@ -43,7 +43,7 @@ import torch  # noqa: E402
 
 import adamlab  # noqa: E402
 from adamlab.backends import triton_launch  # noqa: E402
-from adamlab.lab.bench import gpt2_shapes, many_small_shapes  # noqa: E402
+from adamlab.bench.cases import gpt2_shapes, many_small_shapes  # noqa: E402
 
 DEVICE = torch.device("cpu" if CPU_MODE else "cuda")
 CUDA = DEVICE.type == "cuda"

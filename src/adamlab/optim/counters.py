@@ -118,6 +118,9 @@ def _device_buffer(states, names, start: dict, dtype, device) -> torch.Tensor:
     return torch.stack(rows) if rows else torch.zeros(0, len(states), dtype=dtype, device=device)
 
 
+CACHED = 1024  # banks (and bucket memos) kept: enough for one per group, bounded if param sets keep changing
+
+
 class CounterBank:
     """The optimizer's banks, keyed by the identity of the params they count."""
 
@@ -133,7 +136,7 @@ class CounterBank:
             current = [state.get(name) for name in names for state in states]
             if all(map(operator.is_, current, bank.flat_views)):
                 return bank
-        if len(self._banks) > 8:  # the set of params with grads keeps changing
+        if len(self._banks) > CACHED:  # the set of params with grads keeps changing
             self._banks.clear()
         for state in states:
             missing = [name for name in names if name not in state]

@@ -16,7 +16,7 @@ import torch
 from .. import backends
 from ..backends.dispatch import Bucket
 from . import device, lowp, lowp_state, lowp_step
-from .counters import Counters
+from .counters import CACHED, Counters
 
 
 def real_local(t: torch.Tensor) -> torch.Tensor:
@@ -139,6 +139,8 @@ class Stage:
         """One bucket's arrays checked and its backend readied (a device step keeps its scalars as tensors)."""
         opt, cfg = self.opt, plan.config
         names = cfg.state_names()
+        if len(opt._memo) > CACHED:
+            opt._memo.clear()
         states = [self.state_of(p) for p in params] if states is None else states
         if lowp.active(group):
             lowp_step.add(self, gi, group, plan, params, grads, differentiable, states, device_step, found_inf)

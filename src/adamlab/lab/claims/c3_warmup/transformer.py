@@ -12,7 +12,7 @@ from torch.optim.lr_scheduler import LambdaLR
 
 import adamlab
 
-from .data_text import CharData
+from .corpus import CharData
 
 
 class Block(nn.Module):

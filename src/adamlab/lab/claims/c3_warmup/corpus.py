@@ -1,6 +1,6 @@
 """A character-level corpus: the docstrings of Python's standard library.
 
-The lab ships the corpus compressed (``data/stdlib_docs.txt.xz``) instead of
+The lab ships the corpus compressed (``stdlib_docs.txt.xz`` beside this file) instead of
 building it at run time, because the docstrings change with the Python
 version: a shipped copy gives every user the same text. ``build_corpus``
 is how the copy was made (on Python 3.11); running this module as a script
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-CORPUS_PATH = Path(__file__).parent / "data" / "stdlib_docs.txt.xz"
+CORPUS_PATH = Path(__file__).parent / "stdlib_docs.txt.xz"
 
 # modules that open windows or browsers, print on import, or only hold tests
 SKIP_MODULES = {

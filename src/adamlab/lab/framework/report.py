@@ -4,6 +4,10 @@ The page embeds every figure as a data URI and loads nothing else, so it can
 be mailed, archived or opened offline. A small inline script records whether
 every image decoded (read by tests/test_report_browser.py) and opens the
 collapsed sections before printing.
+
+A run owns what it writes: figures listed by the previous results.json in the
+same folder that this run did not write again are removed; nothing else in
+the folder is touched.
 """
 
 from __future__ import annotations
@@ -11,68 +15,35 @@ from __future__ import annotations
 import base64
 import html
 import json
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
-from typing import Any
 
-from .core import Claim, Outcome
+from .claim import Claim, Outcome, Part
+from .values import flatten, fmt, plain
+from .verdicts import ERROR, REPRODUCED, css_class
 
-REPRODUCED, NOT_REPRODUCED, NOT_TESTED, ERROR = "reproduced", "not reproduced", "not tested", "error"
+RESULTS, PAGE_FILE, FIGURES = "results.json", "index.html", "figures"
+
+
+@dataclass
+class PartResult:
+    part: Part
+    verdict: str
+    headline: str
 
 
 @dataclass
 class ClaimResult:
-    """One claim's run: its outcome (None if it raised), verdict and time."""
+    """One claim's run: its outcome (None if it raised), the verdicts and the time."""
 
     claim: Claim
     outcome: Outcome | None
+    parts: list[PartResult]
     verdict: str
     seconds: float
     error: str = ""
-
-
-# ------------------------------------------------------------------ values
-
-
-def plain(value: Any) -> Any:
-    """A JSON-safe copy: non-finite floats become "inf", "-inf" or "nan" (strict JSON has no such numbers)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy or torch scalar
-        return plain(value.item())
-    return value
-
-
-def fmt(value: Any) -> str:
-    """A value as text for the page: 5 significant digits (enough to see fp16 rounding), lists inline."""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:.5g}" if math.isfinite(value) else str(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(fmt(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "; ".join(f"{k}: {fmt(v)}" for k, v in value.items())
-    if hasattr(value, "item") and callable(value.item):
-        return fmt(value.item())
-    return str(value)
-
-
-def flatten(metrics: dict, prefix: str = "") -> list[tuple[str, Any]]:
-    """Nested metrics as (path, leaf) rows: {"a": {"b": 1}} -> [("a / b", 1)]."""
-    rows = []
-    for key, value in metrics.items():
-        path = f"{prefix} / {key}" if prefix else str(key)
-        rows.extend(flatten(value, path) if isinstance(value, dict) else [(path, value)])
-    return rows
+    files: list[Path] = field(default_factory=list)  # every figure file the run wrote
 
 
 # ------------------------------------------------------------- results.json
@@ -81,20 +52,65 @@ def flatten(metrics: dict, prefix: str = "") -> list[tuple[str, Any]]:
 def results_json(results: list[ClaimResult], environment: dict) -> dict:
     claims = []
     for r in results:
+        o = r.outcome
         entry = {
             "id": r.claim.id,
             "title": r.claim.title,
             "verdict": r.verdict,
-            "metrics": r.outcome.metrics if r.outcome else {},
-            "criterion": r.claim.criterion,
+            "parts": [{"key": p.part.key, "title": p.part.title, "verdict": p.verdict, "headline": p.headline,
+                       "criterion": p.part.criterion} for p in r.parts],
+            "metrics": o.metrics if o else {},
             "citation": r.claim.citation,
             "seconds": round(r.seconds, 3),
-            "figures": [f"figures/{Path(f).name}" for f in (r.outcome.figures if r.outcome else [])],
+            "figures": [{"file": f"{FIGURES}/{f.path.name}", "caption": f.caption, "alt": f.alt}
+                        for f in (o.figures if o else [])],
+            "files": sorted({f"{FIGURES}/{Path(f).name}" for f in r.files}),
         }
         if r.error:
             entry["error"] = r.error
         claims.append(entry)
     return plain({"claims": claims, "environment": environment})
+
+
+def previous_files(out_dir: Path) -> set[str]:
+    """Figure files (relative to out_dir) that the last run in this folder listed in its results.json."""
+    try:
+        data = json.loads((out_dir / RESULTS).read_text(encoding="utf-8"))
+        entries = data["claims"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+    found = set()
+    for entry in entries if isinstance(entries, list) else []:
+        for f in entry.get("files", []) + entry.get("figures", []):
+            name = f.get("file") if isinstance(f, dict) else f
+            if isinstance(name, str) and name.startswith(f"{FIGURES}/") and "/" not in name[len(FIGURES) + 1:]:
+                found.add(name)
+    return found
+
+
+def remove_stale(out_dir: Path, old: set[str], new: set[str]) -> list[Path]:
+    """Delete the previous run's figures that this run did not write again; return what was removed."""
+    removed = []
+    for name in sorted(old - new):
+        path = out_dir / name
+        if path.is_file() and not path.is_symlink():
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+def write(out_dir: Path, results: list[ClaimResult], environment: dict) -> tuple[Path, Path]:
+    """Write index.html and results.json into out_dir, remove the previous run's stale figures."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    old = previous_files(out_dir)
+    data = results_json(results, environment)
+    new = {name for entry in data["claims"] for name in entry["files"]}
+    page, json_path = out_dir / PAGE_FILE, out_dir / RESULTS
+    page.write_text(page_html(results, environment), encoding="utf-8")
+    json_path.write_text(json.dumps(data, indent=2, allow_nan=False, default=str) + "\n", encoding="utf-8")
+    remove_stale(out_dir, old, new)
+    return page, json_path
 
 
 # ------------------------------------------------------------------- html
@@ -121,15 +137,21 @@ PAGE = Template("""<!DOCTYPE html>
   p.caption { color: #57606a; font-size: .88rem; margin: 1rem 0 0; }
   .verdict { display: inline-block; padding: .05rem .55rem; border-radius: .8rem; font-weight: 600;
              font-size: .85rem; white-space: nowrap; }
+  .small { font-size: .75rem; padding: 0 .45rem; }
   .reproduced { background: #dafbe1; color: #116329; }
+  .partly-reproduced { background: #ddf4ff; color: #0a3069; }
   .not-reproduced { background: #fff1c2; color: #7d4e00; }
+  .cannot-decide { background: #f3e8ff; color: #5a32a3; }
   .error { background: #ffebe9; color: #a40e26; }
   .not-tested { background: #eaeef2; color: #424a53; }
-  .criterion { background: #f6f8fa; border-left: 4px solid #8c959f; padding: .5rem .8rem; }
+  ul.parts { padding-left: 1.1rem; }
+  ul.parts li { margin-bottom: .45rem; }
+  .criterion { color: #57606a; font-size: .85rem; }
+  .quick { color: #57606a; font-size: .85rem; font-style: italic; }
   .cite { color: #57606a; font-style: italic; }
   figure { margin: 1rem 0; }
   figure img { max-width: 100%; height: auto; border: 1px solid #eaeef2; }
-  figcaption { color: #57606a; font-size: .8rem; }
+  figcaption { color: #424a53; font-size: .85rem; }
   pre { background: #f6f8fa; padding: .6rem; overflow-x: auto; font-size: .8rem; }
   details summary { cursor: pointer; color: #0969da; }
   @media print {
@@ -154,7 +176,7 @@ PAGE = Template("""<!DOCTYPE html>
         .filter(function (n) { return n.indexOf("data:") !== 0; });
       document.getElementById("load-status").textContent = JSON.stringify({
         images: images.length, loaded: images.length - broken.length,
-        broken: broken.map(function (i) { return i.alt; }), errors: failed, external: external
+        broken: broken.map(function (i) { return i.dataset.file; }), errors: failed, external: external
       });
     });
     window.addEventListener("beforeprint", function () {
@@ -169,7 +191,7 @@ PAGE = Template("""<!DOCTYPE html>
 
 <h2 style="border: none; margin-top: 1rem">Summary</h2>
 <table>
-<thead><tr><th>claim</th><th>title</th><th>verdict</th><th>time (s)</th></tr></thead>
+<thead><tr><th>claim</th><th>title</th><th>verdict</th><th>parts</th><th>time (s)</th></tr></thead>
 <tbody>
 $summary_rows
 </tbody>
@@ -196,23 +218,31 @@ SECTION = Template("""
 <p>$statement</p>
 <h3>Setup</h3>
 <p>$setup</p>
+$quick
+<h3>Verdict by part</h3>
+<ul class="parts">
+$parts
+</ul>
 $figures
 $tables
 $notes
-<h3>Criterion</h3>
-<p class="criterion">$criterion<br>Verdict: <strong>$verdict</strong>
-(computed from the metrics below; $seconds s).</p>
+<p class="criterion">The verdicts are computed from the metrics below ($seconds s).</p>
 $metrics
 $error
 </section>
 """)
 
 
-def esc(value: Any) -> str:
+def esc(value) -> str:
     return html.escape(fmt(value))
 
 
-def cell(value: Any) -> str:
+def badge(verdict: str, small: bool = False) -> str:
+    size = " small" if small else ""
+    return f'<span class="verdict {css_class(verdict)}{size}">{html.escape(verdict)}</span>'
+
+
+def cell(value) -> str:
     numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
     return f'<td class="num">{esc(value)}</td>' if numeric else f"<td>{esc(value)}</td>"
 
@@ -225,23 +255,30 @@ def table_html(table: dict) -> str:
     return f"{caption}<table><thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table>"
 
 
-def figure_html(path: Path) -> str:
-    """The PNG inline as a data URI, with a link to the file next to the page."""
-    name = html.escape(Path(path).name)
-    if not Path(path).is_file():
+def figure_html(figure) -> str:
+    """The PNG inline as a data URI, its caption, and a link to the file next to the page."""
+    path = Path(figure.path)
+    name = html.escape(path.name)
+    if not path.is_file():
         return f'<p class="verdict error">figure missing: {name}</p>'
-    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
     return (
-        f'<figure><img src="data:image/png;base64,{data}" alt="{name}">'
-        f'<figcaption><a href="figures/{name}">{name}</a></figcaption></figure>'
+        f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(figure.alt)}" data-file="{name}">'
+        f'<figcaption>{html.escape(figure.caption)} <a href="{FIGURES}/{name}">{name}</a></figcaption></figure>'
     )
 
 
-def verdict_class(verdict: str) -> str:
-    return verdict.replace(" ", "-")
+def parts_html(r: ClaimResult) -> str:
+    if not r.parts:
+        return f"<li>{badge(r.verdict, small=True)} the claim did not finish</li>"
+    return "\n".join(
+        f"<li><strong>{html.escape(p.part.title)}</strong> {badge(p.verdict, small=True)}<br>"
+        f"{html.escape(p.headline)}<br><span class=\"criterion\">Criterion: {html.escape(p.part.criterion)}</span></li>"
+        for p in r.parts
+    )
 
 
-def section_html(r: ClaimResult) -> str:
+def section_html(r: ClaimResult, quick: bool) -> str:
     o = r.outcome
     metrics_rows = [[k, v] for k, v in flatten(o.metrics)] if o else []
     metrics = (
@@ -256,48 +293,40 @@ def section_html(r: ClaimResult) -> str:
         id=html.escape(r.claim.id),
         title=html.escape(r.claim.title),
         verdict=html.escape(r.verdict),
-        verdict_class=verdict_class(r.verdict),
+        verdict_class=css_class(r.verdict),
         citation=html.escape(r.claim.citation),
         statement=html.escape(r.claim.statement),
         setup=html.escape(r.claim.setup),
+        quick=f'<p class="quick">This run used quick settings: {html.escape(r.claim.quick_setup)}</p>' if quick else "",
+        parts=parts_html(r),
         figures="\n".join(figure_html(f) for f in o.figures) if o else "",
         tables="\n".join(table_html(t) for t in o.tables) if o else "",
         notes=f"<p>{html.escape(o.notes)}</p>" if o and o.notes else "",
-        criterion=html.escape(r.claim.criterion),
         seconds=f"{r.seconds:.1f}",
         metrics=metrics,
         error=f"<h3>Error</h3><pre>{html.escape(r.error)}</pre>" if r.error else "",
     )
 
 
+def summary_row(r: ClaimResult) -> str:
+    anchor = html.escape(r.claim.id.lower())
+    parts = "<br>".join(f"{badge(p.verdict, small=True)} {html.escape(p.part.title)}" for p in r.parts) or "-"
+    return (f'<tr><td><a href="#{anchor}">{html.escape(r.claim.id)}</a></td><td>{html.escape(r.claim.title)}</td>'
+            f'<td>{badge(r.verdict)}</td><td>{parts}</td><td class="num">{r.seconds:.1f}</td></tr>')
+
+
 def page_html(results: list[ClaimResult], environment: dict) -> str:
     reproduced = sum(r.verdict == REPRODUCED for r in results)
-    summary = "\n".join(
-        f'<tr><td><a href="#{html.escape(r.claim.id.lower())}">{html.escape(r.claim.id)}</a></td>'
-        f"<td>{html.escape(r.claim.title)}</td>"
-        f'<td><span class="verdict {verdict_class(r.verdict)}">{html.escape(r.verdict)}</span></td>'
-        f'<td class="num">{r.seconds:.1f}</td></tr>'
-        for r in results
-    )
+    errors = sum(r.verdict == ERROR for r in results)
+    headline = f"{reproduced} of {len(results)} claims fully reproduced" + (f", {errors} raised" if errors else "")
     env_rows = "\n".join(f"<tr><th>{html.escape(str(k))}</th><td>{esc(v)}</td></tr>" for k, v in environment.items())
+    quick = bool(environment.get("quick"))
     return PAGE.substitute(
-        headline=f"{reproduced} of {len(results)} claims reproduced",
-        mode="quick settings" if environment.get("quick") else "full settings",
+        headline=headline,
+        mode="quick settings" if quick else "full settings",
         seed=html.escape(str(environment.get("seed", ""))),
         finished=html.escape(str(environment.get("finished", ""))),
-        summary_rows=summary,
+        summary_rows="\n".join(summary_row(r) for r in results),
         environment_rows=env_rows,
-        sections="\n".join(section_html(r) for r in results),
+        sections="\n".join(section_html(r, quick) for r in results),
     )
-
-
-def write(out_dir: Path, results: list[ClaimResult], environment: dict) -> tuple[Path, Path]:
-    """Write index.html and results.json into out_dir; return their paths."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    page, data = out_dir / "index.html", out_dir / "results.json"
-    page.write_text(page_html(results, environment), encoding="utf-8")
-    data.write_text(
-        json.dumps(results_json(results, environment), indent=2, allow_nan=False, default=str) + "\n", encoding="utf-8"
-    )
-    return page, data
