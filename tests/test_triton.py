@@ -449,3 +449,32 @@ def test_every_generated_kernel_compiles_to_exact_ptx():
     """Every distinct kernel of the case table (host and device steps, AMP, four dtypes)."""
     report = compiled_ptx_report("--all")
     assert report["kernels"] > 150 and report["inexact"] == {}
+
+
+@pytest.mark.parametrize("storage, oracle", [(dict(state_precision="8bit"), "reference"),
+                                             (dict(param_update="stochastic"), "reference"),
+                                             (dict(state_precision="bf16"), "c")])
+def test_low_precision_storage_on_the_triton_backend(storage, oracle):
+    """bf16 state is a plain dtype, printed by Triton as by C (the same bits); 8-bit state and bf16
+    rounding have C and torch forms only, so a Triton bucket leaves them to the reference backend."""
+    def run(backend):
+        gen = torch.Generator().manual_seed(0)
+        p = torch.randn(5000, generator=gen).to(torch.bfloat16 if "param_update" in storage else torch.float32)
+        opt = adamlab.AdamW([p], lr=1e-2, backend=backend, **storage)
+        for _ in range(3):
+            p.grad = torch.randn(5000, generator=gen).to(p.dtype)
+            opt.step()
+        return p, opt.state[p]
+
+    (a, sa), (b, sb) = run("triton"), run(oracle)
+    assert torch.equal(a, b)
+    for key, value in sb.items():
+        assert torch.equal(sa[key], value), key
+
+
+@pytest.mark.parametrize("storage", [dict(state_precision="8bit"), dict(param_update="kahan")])
+def test_fused_triton_refuses_storage_it_has_no_form_of(storage):
+    p = torch.randn(5000).to(torch.bfloat16)
+    p.grad = torch.randn(5000).to(torch.bfloat16)
+    with pytest.raises(RuntimeError, match="Triton backend has no form"):
+        adamlab.AdamW([p], backend="triton", fused=True, **storage).step()

@@ -11,8 +11,8 @@ import importlib
 __version__ = "0.1.0"
 
 _WHERE = {
-    **dict.fromkeys(["Adam", "AdamW", "RAdam", "NAdam", "Adamax", "Adagrad", "SGD", "RMSprop", "Optimizer"],
-                    "adamlab.optim"),
+    **dict.fromkeys(["Adam", "AdamW", "RAdam", "NAdam", "Adamax", "Adagrad", "SGD", "RMSprop", "Optimizer",
+                     "expand_state_dict"], "adamlab.optim"),
     "param_groups": "adamlab.groups",
     "Monitor": "adamlab.monitor",
 }

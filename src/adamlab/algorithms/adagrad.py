@@ -74,9 +74,11 @@ ADAGRAD = Algorithm(
         O.eps(1e-10),
         O.FOREACH,
     )
-    + (O.MAXIMIZE, O.DIFFERENTIABLE, O.FUSED, O.BACKEND, O.COUNT_PRIMING, *O.SAFETY),
+    + (O.MAXIMIZE, O.DIFFERENTIABLE, O.FUSED, O.BACKEND, O.COUNT_PRIMING, *O.SAFETY)
+    + O.LOW_PRECISION,
     plan=plan,
-    group_checks=(V.check_fused_flags,),
+    nonnegative_state=("sum",),
+    group_checks=(V.check_fused_flags, V.check_low_precision),
     sparse_step=sparse_step,
     sparse_check=sparse_check,
     state_fill={"sum": "initial_accumulator_value"},

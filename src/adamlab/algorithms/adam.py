@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import math as M
-from ..validation import check_fused_flags, check_tensor_hyperparameters
+from ..validation import check_fused_flags, check_low_precision, check_tensor_hyperparameters
 from . import options as O
 from .base import Algorithm, Config, Plan, Preconditioner, decay_mode, decay_scalars, decayed_gradient
 
@@ -75,7 +75,9 @@ ADAM = Algorithm(
         O.BACKEND,
         O.COUNT_PRIMING,
         *O.SAFETY,
-    ),
+    )
+    + O.LOW_PRECISION,
     plan=plan,
-    group_checks=(check_fused_flags, check_tensor_hyperparameters),
+    nonnegative_state=("exp_avg_sq", "max_exp_avg_sq"),
+    group_checks=(check_fused_flags, check_tensor_hyperparameters, check_low_precision),
 )

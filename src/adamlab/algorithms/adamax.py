@@ -53,7 +53,9 @@ ADAMAX = Algorithm(
     )
     + (O.MAXIMIZE, O.DIFFERENTIABLE, O.CAPTURABLE)
     + O.beyond_torch(O.FUSED)
-    + (O.BACKEND, O.COUNT_PRIMING, *O.SAFETY),
+    + (O.BACKEND, O.COUNT_PRIMING, *O.SAFETY)
+    + O.LOW_PRECISION,
     plan=plan,
-    group_checks=(V.check_fused_flags,),
+    nonnegative_state=("exp_inf",),
+    group_checks=(V.check_fused_flags, V.check_low_precision),
 )

@@ -127,6 +127,8 @@ class Algorithm:
     state_fill: dict[str, str] = field(default_factory=dict)
     #: torch creates this algorithm's state at construction (Adagrad), not at the first step
     eager_state: bool = False
+    #: state arrays that are never negative (second moments): 8-bit state keeps them in an unsigned code
+    nonnegative_state: tuple[str, ...] = ()
 
     def defaults(self) -> dict[str, Any]:
         return {o.name: o.default for o in self.options}

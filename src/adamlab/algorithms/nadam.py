@@ -61,9 +61,11 @@ NADAM = Algorithm(
     )
     + (O.FOREACH, O.MAXIMIZE, O.CAPTURABLE, O.DIFFERENTIABLE)
     + O.beyond_torch(O.FUSED)
-    + (O.DECAY_SCALE, O.BACKEND, O.COUNT_PRIMING, *O.SAFETY),
+    + (O.DECAY_SCALE, O.BACKEND, O.COUNT_PRIMING, *O.SAFETY)
+    + O.LOW_PRECISION,
     plan=plan,
+    nonnegative_state=("exp_avg_sq",),
     counters=("step", "mu_product"),
     counter_start={"step": 0.0, "mu_product": 1.0},
-    group_checks=(V.check_fused_flags,),
+    group_checks=(V.check_fused_flags, V.check_low_precision),
 )

@@ -84,7 +84,9 @@ RADAM = Algorithm(
     options=O.positional(O.lr(1e-3), O.BETAS, O.eps(1e-8), O.weight_decay(), O.DECOUPLED_WEIGHT_DECAY)
     + (O.FOREACH, O.MAXIMIZE, O.CAPTURABLE, O.DIFFERENTIABLE)
     + O.beyond_torch(O.FUSED)
-    + (RECT_THRESHOLD, O.DECAY_SCALE, O.BACKEND, O.COUNT_PRIMING, *O.SAFETY),
+    + (RECT_THRESHOLD, O.DECAY_SCALE, O.BACKEND, O.COUNT_PRIMING, *O.SAFETY)
+    + O.LOW_PRECISION,
     plan=plan,
-    group_checks=(V.check_fused_flags,),
+    nonnegative_state=("exp_avg_sq",),
+    group_checks=(V.check_fused_flags, V.check_low_precision),
 )

@@ -75,7 +75,9 @@ RMSPROP = Algorithm(
         O.DIFFERENTIABLE,
     )
     + O.beyond_torch(O.FUSED)
-    + (O.BACKEND, O.COUNT_PRIMING, *O.SAFETY),
+    + (O.BACKEND, O.COUNT_PRIMING, *O.SAFETY)
+    + O.LOW_PRECISION,
     plan=plan,
-    group_checks=(V.check_fused_flags,),
+    nonnegative_state=("square_avg",),
+    group_checks=(V.check_fused_flags, V.check_low_precision),
 )

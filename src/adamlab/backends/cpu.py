@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from . import build, c
-from .storage import DTYPE_CODEC
+from .storage import CODECS, DTYPE_CODEC
 from .trace import trace
 
 CHUNK = 1 << 15
@@ -66,13 +66,21 @@ def _dense(t: torch.Tensor) -> bool:
     return True
 
 
-def _fused_slot(slot: list[torch.Tensor]) -> list[torch.Tensor] | None:
+def _fused_slot(slot: list[torch.Tensor], codecs=None) -> list[torch.Tensor] | None:
     """The slot's arrays as the loop will see them (an odd-strided grad copied), or None if it cannot.
 
     Memory order must be element order in every array: the param must be dense
     and every state must share its strides. A grad with other strides is
-    copied into the param's layout, so the update follows the element.
+    copied into the param's layout, so the update follows the element. A
+    bucket with codecs needs contiguous arrays (their blocks and extra
+    buffers follow the flat index); only its grad may be copied.
     """
+    if codecs is not None:
+        g_at = 1 + len(CODECS[codecs[0]].buffers)
+        g = slot[g_at]
+        if not all(a.is_cpu and a.is_contiguous() for k, a in enumerate(slot) if k != g_at) or not g.is_cpu:
+            return None
+        return slot if g.is_contiguous() else [*slot[:g_at], g.contiguous(), *slot[g_at + 1:]]
     p, g, states = slot[0], slot[1], slot[2:]
     if not (p.is_cpu and g.is_cpu and p.dtype in DTYPE_CODEC and all(s.is_cpu for s in states)):
         return None
@@ -127,9 +135,22 @@ class Launch:
         self.fn(self.count, self.numels, self.ptrs.ctypes.data, sc, threads, CHUNK)
 
 
-def _written(cfg) -> list[int]:
-    """Positions in a slot that the kernel writes: p, the states, and g when it unscales."""
-    return [0, *range(2, 2 + len(cfg.state_names()))] + ([1] if cfg.unscale else [])
+def _written(cfg, codecs=None) -> list[int]:
+    """Positions in a slot that the kernel writes: p, the states, and g when it unscales (with their buffers)."""
+    if codecs is None:
+        return [0, *range(2, 2 + len(cfg.state_names()))] + ([1] if cfg.unscale else [])
+    written, at = [], 0
+    for k, name in enumerate(codecs):
+        size = 1 + len(CODECS[name].buffers)
+        if k != 1 or cfg.unscale:
+            written.extend(range(at, at + size))
+        at += size
+    return written
+
+
+def _codec_key(bucket, slot) -> tuple:
+    """What selects the kernel for a slot: the bucket's codecs, else each array's dtype."""
+    return bucket.codecs if bucket.codecs is not None else tuple(DTYPE_CODEC.get(a.dtype) for a in slot)
 
 
 def _contiguous_layout(bucket, required: bool):
@@ -152,7 +173,7 @@ def _contiguous_layout(bucket, required: bool):
         cached = memo["cpu"] = (built_for, _launches(bucket, required), None)
     launches, rest = cached[1]
     if cached[2] is None or not np.array_equal(cached[2], table):
-        written = _written(bucket.cfg)
+        written = _written(bucket.cfg, bucket.codecs)
         if _overlap(flat, {k for k in range(len(flat)) if k % w in written}):
             memo.pop("cpu")
             return None  # aliasing: the per-slot path sends those params to the reference backend
@@ -167,7 +188,7 @@ def _launches(bucket, required: bool):
     groups: dict = {}
     numels = bucket.signature()[0][:: bucket.width]
     for k, slot in enumerate(bucket.slots):
-        groups.setdefault(tuple(DTYPE_CODEC.get(a.dtype) for a in slot), []).append(k)
+        groups.setdefault(_codec_key(bucket, slot), []).append(k)
     launches, rest = [], []
     for key, members in groups.items():
         fn = _kernel_or_none(bucket, key, required)
@@ -197,7 +218,7 @@ def _strided_layout(bucket, required: bool):
     slots, rest, groups = bucket.slots, [], {}
     fused_slots = []
     for k, slot in enumerate(slots):
-        fused = _fused_slot(slot)
+        fused = _fused_slot(slot, bucket.codecs)
         if fused is None:
             if required:
                 raise RuntimeError(
@@ -207,8 +228,8 @@ def _strided_layout(bucket, required: bool):
             rest.append(k)
             continue
         fused_slots.append(fused)
-        groups.setdefault(tuple(DTYPE_CODEC.get(a.dtype) for a in fused), []).append(len(fused_slots) - 1)
-    written = set(_written(bucket.cfg))
+        groups.setdefault(_codec_key(bucket, fused), []).append(len(fused_slots) - 1)
+    written = set(_written(bucket.cfg, bucket.codecs))
     w = bucket.width
     launches = []
     for key, members in groups.items():

@@ -28,11 +28,17 @@ class Bucket:
     ``flat`` holds ``[p, g, *states]`` of each param end to end (states in
     ``cfg.state_names()`` order); ``slots`` is the same, one list per param.
     ``memo`` is a dict the optimizer keeps for this bucket between steps.
+
+    ``codecs`` names how each of p, g and the states is kept (:mod:`.storage`),
+    the same for every slot; then each array contributes its codec's buffers
+    to a slot, main buffer first. None: each array is one buffer, kept as its
+    dtype says.
     """
 
-    def __init__(self, cfg, scalars, flat: list, width: int, memo: dict | None = None, found_inf=None):
+    def __init__(self, cfg, scalars, flat: list, width: int, memo: dict | None = None, found_inf=None, codecs=None):
         self.cfg, self.scalars, self.flat, self.width = cfg, scalars, flat, width
         self.memo = {} if memo is None else memo
+        self.codecs = codecs
         self._signature = None
         #: AMP's found_inf, read on the device by the kernel (device steps only; else None)
         self.found_inf = found_inf
@@ -109,8 +115,9 @@ def _leftovers(bucket: Bucket, rest: list) -> list[Bucket]:
     scalars, width = vars(bucket.scalars), bucket.width
     per_param = {k for k, v in scalars.items() if torch.is_tensor(v) and v.dim() == 1 and len(v) == len(bucket.slots)}
     if not per_param:
-        return [Bucket(bucket.cfg, bucket.scalars, [a for slot in rest for a in slot], width)]
+        return [Bucket(bucket.cfg, bucket.scalars, [a for slot in rest for a in slot], width, codecs=bucket.codecs)]
     index = {id(slot[0]): k for k, slot in enumerate(bucket.slots)}
     return [Bucket(bucket.cfg, SimpleNamespace(**{k: v[index[id(slot[0])]] if k in per_param else v
-                                                  for k, v in scalars.items()}), list(slot), width)
+                                                  for k, v in scalars.items()}), list(slot), width,
+                   codecs=bucket.codecs)
             for slot in rest]

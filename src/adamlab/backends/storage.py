@@ -1,27 +1,75 @@
-"""How each array is kept in memory: its load and store, per printer.
+"""How each array is kept in memory: its buffers, and their load and store, per printer.
 
 Storage is never a new rule: a rule computes in the compute type (fp32, or
 fp64 for fp64 params); a codec turns memory into that type on load and back
 on store, rounding once. Every printer takes its codec text from here.
+
+A codec owns one *main* buffer (the param itself, or the state tensor under
+the state's own key) and may own extra buffers (:class:`Buffer`): one value
+per element (a compensation term), per block of ``block`` elements (a
+block's scale) or per tensor (a random stream's key). A codec with a block
+stores through a per-block reduction: the printer keeps each block's new
+values in registers or cache, and the block's store reduces them (its
+absmax) before it writes the codes and the scale (``c_block_store``), all
+inside one pass over memory. Each printer has its own forms (``c_*`` for C,
+``torch_*`` for the reference backend); a new printer adds its own fields.
+
+What every printer must keep so that all of them write the same bytes:
+
+* buffers follow the array in the pointer table, main buffer first, in
+  ``buffers`` order; a block buffer holds one value per ``block`` elements
+  of the tensor's (or shard's) flat index, counted from 0;
+* a block is reduced and stored as a whole, so work items start on block
+  boundaries (the C loop's chunks are multiples of the block);
+* the arithmetic of each form is the one written in the codec's module
+  (:mod:`.quantized`, :mod:`.rounding`), operation for operation, with
+  round-to-nearest-even conversions; the tests compare printers bit for bit.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 
 @dataclass(frozen=True)
+class Buffer:
+    """An extra buffer of a codec: its C pointer suffix, its state key, dtype and extent."""
+
+    role: str  # the pointer is a_<array>_<role> in C
+    key: str  # state key, "{name}" standing for the array's name (exp_avg_absmax); unused for the param's own
+    dtype: torch.dtype
+    extent: str  # "element" (one per element), "block" (one per block) or "one" (one per tensor)
+
+
+@dataclass(frozen=True)
 class Codec:
     name: str
-    nbytes: int
+    nbytes: int  # bytes per element moved by a load or a store, extra buffers included (amortised)
     c_type: str  # the C element type in memory
-    c_load: str  # C expression of the compute value, from {x} (the element)
+    c_load: str  # C expression of the compute value, from {x} (the element), {a} (the pointer), {j} (the index)
     c_store: str  # C expression of the element, from {x} (a compute value)
-    triton_type: str  # the Triton element type in memory (pointer tables are cast to pointers of it)
-    triton_load: str  # Triton expression of the compute value, from {x} (the loaded element)
-    triton_store: str  # Triton expression of the element to store, from {x} (a compute value)
+    triton_type: str | None = None  # the Triton element type in memory (pointer tables are cast to pointers of it)
+    triton_load: str | None = None  # Triton expression of the compute value, from {x} (the loaded element)
+    triton_store: str | None = None  # Triton expression of the element to store, from {x} (a compute value)
+    buffers: tuple[Buffer, ...] = ()
+    main_key: str = "{name}"  # state key of the main buffer of a state array kept this way
+    block: int = 0  # elements per block of a codec that stores block by block; 0 for none
+    c_prelude: str = ""  # C helpers of this codec, printed once per kernel
+    c_setup: str = ""  # C statements once per chunk of a tensor ({a}: the pointer)
+    c_store_extra: str = ""  # C statements after the element was stored ({x}: the compute value, {a}, {j})
+    c_block_store: str = ""  # C statements storing a block's kept values ({a}, {keep}, {n}, {blk}, {b0})
+    #: (buffers, start, stop, ctx) -> compute values of elements [start, stop); None: the main buffer, converted
+    torch_load: Callable | None = None
+    #: (value, buffers, start, stop, ctx) -> None, writing elements [start, stop); None: a rounding copy
+    torch_store: Callable | None = None
+
+    @property
+    def plain(self) -> bool:
+        """One buffer, one element at a time: a dtype conversion and nothing else."""
+        return not self.buffers and not self.block
 
 
 CODECS = {
@@ -38,6 +86,14 @@ CODECS = {
 
 DTYPE_CODEC = {torch.float64: "float64", torch.float32: "float32", torch.float16: "float16",
                torch.bfloat16: "bfloat16"}
+
+
+C_TYPES = {torch.float32: "float", torch.bfloat16: "uint16_t", torch.int64: "int64_t", torch.uint8: "uint8_t"}
+
+
+def register(*codecs: Codec) -> None:
+    for codec in codecs:
+        CODECS[codec.name] = codec
 
 
 def compute_type(param_codec: str) -> str:
@@ -138,3 +194,6 @@ def float_to_fp16(x):
     o = tl.where(f >= _u32((127 + 16) << 23), big, tl.where(f < _u32(113 << 23), subnormal, normal))
     return (o | (sign >> 16)).to(tl.uint16)
 """
+
+# the low-precision codecs; imported last, as they build on the definitions above
+from . import quantized, rounding  # noqa: E402, F401

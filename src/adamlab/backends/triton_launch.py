@@ -32,7 +32,7 @@ import torch
 
 from . import build, triton_print
 from .cpu import _kernel_or_none, _overlap, _written, dense_slot
-from .storage import DTYPE_CODEC
+from .storage import CODECS, DTYPE_CODEC
 from .trace import trace
 
 # Work item and block sizes, on a GPU and in the interpreter (which runs programs one by one in numpy,
@@ -319,8 +319,12 @@ def _rows(table: torch.Tensor, stride: int, launch: Launch) -> torch.Tensor:
 
 def prepare(bucket, required: bool):
     """(a runner for the slots the kernel takes, the slots it does not); raises only if fused was required."""
-    launches, rest = _contiguous_layout(bucket, required) or _strided_layout(bucket, required)
     slots = bucket.slots
+    if bucket.codecs is not None and any(CODECS[c].triton_load is None for c in bucket.codecs):
+        if required:  # low-precision state and rounding have no Triton forms yet
+            raise RuntimeError(f"fused=True, but the Triton backend has no form of the codecs {bucket.codecs}")
+        return (lambda: None), slots
+    launches, rest = _contiguous_layout(bucket, required) or _strided_layout(bucket, required)
     if not launches:
         return (lambda: None), slots
     device = slots[0][0].device

@@ -24,6 +24,7 @@ import torch
 from ..algorithms import apply_update
 from ..optim.base import HALF
 from ..optim.counters import Counters, step_dtype
+from ..optim.lowp_state import state_array
 from .sampling import Sampler, gather, real_local
 from .stats import Histogram, Sums, accumulate_dtype, finish, sum_of_squares
 
@@ -230,8 +231,9 @@ class Monitor:
             return None  # the step refuses the group with the same error: let it say so
 
     def _state_sample(self, state, name, group, local, positions, copy=False) -> torch.Tensor:
-        if name in state:
-            return gather(real_local(state[name]), positions, copy=copy).float()
+        value = state_array(self.optimizer, state, name)  # 8-bit state: its decoded values
+        if value is not None:
+            return gather(real_local(value), positions, copy=copy).float()
         fill = self._record.state_fill.get(name)  # a param's first step: its state as the step creates it
         n = local.numel() if positions is None else positions.numel()
         return torch.full((n,), float(group[fill]) if fill else 0.0, device=local.device)
@@ -354,7 +356,8 @@ class Monitor:
         return w
 
     def _post_state(self, s: _ParamSnap, name: str) -> torch.Tensor:
-        return gather(real_local(self.optimizer.state[s.param][name]), s.positions).float()
+        value = state_array(self.optimizer, self.optimizer.state[s.param], name)
+        return gather(real_local(value), s.positions).float()
 
 
 def _buckets(snaps: list[_ParamSnap]) -> list[list[_ParamSnap]]:

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from ..algorithms import Algorithm
-from . import checkpoint, device, skipping
+from . import checkpoint, device, lowp, lowp_state, skipping
 from .counters import CounterBank, Counters, step_dtype
 from .slots import Stage
 
@@ -190,20 +190,33 @@ class Optimizer(torch.optim.Optimizer):
             value = group[key] if key else 0
             if key and p.is_complex():
                 value = complex(value, value)
-            out[name] = torch.full_like(p, value, dtype=state_dtype(p), memory_format=torch.preserve_format)
+            out[name] = torch.full_like(p, value, dtype=lowp.state_dtype(group, p), memory_format=torch.preserve_format)
         return out
 
     # ------------------------------------------------------------ checkpoints
 
     def state_dict(self) -> dict[str, Any]:
-        return checkpoint.hide_beyond_torch(self, super().state_dict())
+        return lowp_state.add_format(self, checkpoint.hide_beyond_torch(self, super().state_dict()))
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """torch's loader, after checks torch skips, keeping fp32 moments for half params."""
+        """torch's loader, after checks torch skips, keeping fp32 moments for half params.
+
+        The state is converted to this optimizer's storage (its groups' state_precision,
+        param_update and rounding_seed stay as they are, whatever the checkpoint says).
+        """
+        lowp_state.read_format(state_dict)
         checkpoint.check_state_dict(self, state_dict)
+        storage = [{k: g[k] for k in lowp_state.STORAGE_OPTIONS if k in g} for g in self.param_groups]
         super().load_state_dict(state_dict)
         self._reset_caches()  # they point at the replaced state tensors
+        for group, kept in zip(self.param_groups, storage):
+            group.update(kept)
         checkpoint.restore_state_dtypes(self, state_dict, state_dtype)
+        lowp_state.restore(self, state_dict)
+
+    def memory_report(self) -> dict[str, Any]:
+        """Optimizer-state bytes per param, measured from the state tensors (see docs/low_precision.md)."""
+        return lowp_state.memory_report(self)
 
 
 _FRESH = Counters({"step": 1}, torch.float32)
