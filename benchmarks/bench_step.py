@@ -1,14 +1,11 @@
-"""Optimizer-step throughput: adamlab against torch's loop, foreach and fused AdamW.
+"""Optimizer-step throughput: adamlab against torch's loop, foreach and fused AdamW, and the memory ceiling.
 
 Same as `adamlab bench`; run `python benchmarks/bench_step.py --help`.
 """
 
-import argparse
 import sys
 
-from adamlab.lab import bench
+from adamlab.bench import main
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    bench.add_arguments(parser)
-    sys.exit(bench.run(parser.parse_args()))
+    sys.exit(main())

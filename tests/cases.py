@@ -274,3 +274,24 @@ def lrs_seen(make_scheduler, steps, lr=0.1):
             opt.step()
             sched.step()
     return seen
+
+
+def traced_programs(case: Case, dtype: str):
+    """(label, program, codecs) of each kernel a case needs for params of ``dtype`` ("float32", ...):
+    the host step and the device step (per-param scalars), each with and without AMP unscaling."""
+    import dataclasses
+
+    from adamlab.backends.trace import trace
+    from adamlab.optim.counters import Counters
+
+    opt = case.make([torch.zeros(3, requires_grad=True)])
+    group, record = opt.param_groups[0], opt.algorithm
+    host = Counters({n: record.counter_start[n] + (n == "step") for n in record.counters}, torch.float32)
+    device = Counters({n: torch.tensor([v]) for n, v in host.items()}, torch.float32)
+    state = "float64" if dtype == "float64" else "float32"
+    for step, counters in (("host", host), ("device", device)):
+        plan = record.plan(group, counters, False)
+        for cfg in (plan.config, dataclasses.replace(plan.config, unscale=True)):
+            names = tuple(plan.scalars) + (("grad_scale",) if cfg.unscale else ())
+            codecs = {"p": dtype, "g": dtype, **{n: state for n in cfg.state_names()}}
+            yield f"{case.name}/{dtype}/{step}/{'unscale' if cfg.unscale else 'plain'}", trace(cfg, names), codecs

@@ -240,3 +240,18 @@ def test_priming_runs_eagerly_and_moves_nothing():
     torch.compile(opt.step)()
     assert all(torch.equal(p, b) for p, b in zip(ps, before))
     assert all(int(opt.state[p]["step"]) == 0 for p in ps)
+
+
+@pytest.mark.parametrize("options", [{"state_precision": "bf16"}, {"state_precision": "8bit"}])
+def test_low_precision_state_runs_eagerly_behind_one_graph_break(options):
+    """Its codecs are not the op's layout: each step runs the eager step, with the same results."""
+    ps, qs = twins(((70, 70), (10,)))
+    opt, eager = adamlab.AdamW(ps, lr=1e-2, **options), adamlab.AdamW(qs, lr=1e-2, **options)
+    backend = side_by_side(opt, [eager], steps=4, fullgraph=False)
+    assert backend.frame_count <= 2
+    assert all("_eager_step" in reason for reason in counters["graph_break"])
+    assert_bitwise(opt, ps, eager, qs)
+    fresh, _ = twins()
+    give_grads(torch.Generator().manual_seed(2), fresh)
+    with pytest.raises(torch._dynamo.exc.Unsupported):
+        torch.compile(adamlab.AdamW(fresh, **options).step, fullgraph=True)()

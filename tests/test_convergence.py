@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from cases import ALL_CASES, params
+from cases import ALL_CASES
 
 TOLERANCE = 1e-2  # max |z - z*|; optax's table uses 3e-2
 
@@ -32,7 +32,13 @@ def lr_at(case, t: int) -> float:
     return case.converge_lr * 0.01**fraction
 
 
-@pytest.mark.parametrize("case", params(ALL_CASES))
+LONG = 2000  # runs longer than this many steps are in the slow tier
+
+
+TIERED = [pytest.param(c, id=c.name, marks=[pytest.mark.slow] if c.converge_steps > LONG else []) for c in ALL_CASES]
+
+
+@pytest.mark.parametrize("case", TIERED)
 def test_converges(case):
     # Both problems in one optimizer: the updates are elementwise, so two
     # params behave as two independent runs, at half the cost.

@@ -284,3 +284,29 @@ def test_only_the_priming_step_goes_uncounted(case):
         for i, state in theirs.items():
             for key, value in state.items():
                 assert torch.equal(ours[i][key], value), key
+
+
+def test_importing_adamlab_does_not_import_torch_until_a_name_is_used():
+    """The command line checks its arguments before torch is loaded (an error comes back in well under 1 s)."""
+    import subprocess
+    import sys
+
+    probe = "import sys, adamlab; before = 'torch' in sys.modules; adamlab.AdamW; print(before, 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert out[:2] == ["False", "True"]
+    assert set(adamlab.__all__) <= set(dir(adamlab))
+
+
+@pytest.mark.parametrize("groups", [1, 45])
+def test_step_counters_stay_the_same_tensors_between_steps(groups):
+    """As in torch, state['step'] is one tensor updated in place (held references see it move)."""
+    ps = [torch.nn.Parameter(torch.randn(4)) for _ in range(groups)]
+    opt = adamlab.AdamW([{"params": [p]} for p in ps])
+    for p in ps:
+        p.grad = torch.ones(4)
+    opt.step()
+    held = [opt.state[p]["step"] for p in ps]
+    for _ in range(3):
+        opt.step()
+    assert all(opt.state[p]["step"] is h for p, h in zip(ps, held))
+    assert all(float(h) == 4 for h in held)

@@ -89,6 +89,7 @@ def test_a_schedule_builds_each_kernel_once():
     assert build.builds - before <= 1
 
 
+@pytest.mark.slow  # two fresh processes
 def test_a_later_process_reuses_the_compiled_kernel(tmp_path):
     """The on-disk cache: a second process builds nothing for a configuration built before."""
     script = (

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # each case starts fresh processes and compiles kernels
+
 STEP = textwrap.dedent("""
     import json, warnings, torch, adamlab
     from adamlab.backends import build

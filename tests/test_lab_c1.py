@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 
 import pytest
-from labcheck import assert_well_formed
+from labcheck import assert_well_formed, part_verdicts
 
-from adamlab.lab.claims import c1_bias_correction as c1
-from adamlab.lab.core import Context
+from adamlab.lab.claims.c1_bias_correction import claim as c1
+from adamlab.lab.framework.claim import Context
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def outcome(tmp_path_factory):
 
 def test_quick_run_reproduces(outcome):
     assert_well_formed(outcome)
-    assert c1.CLAIM.judge(outcome.metrics)
+    assert part_verdicts(c1.CLAIM, outcome.metrics) == {"steps": "reproduced", "proxy": "reproduced"}
 
 
 def test_first_step_matches_the_paper_table(outcome):
@@ -62,12 +62,13 @@ def passing() -> dict:
 
 
 @pytest.mark.parametrize(
-    "key, failing",
-    [("worst_ratio_near_1", 4.999), ("worst_ratio_control", 2.001), ("step_table_max_rel_err", 1.01e-9)],
+    "judge, key, failing",
+    [(c1.judge_proxy, "worst_ratio_near_1", 4.999), (c1.judge_proxy, "worst_ratio_control", 2.001),
+     (c1.judge_steps, "step_table_max_rel_err", 1.01e-9)],
 )
-def test_judge_flips_at_each_threshold(key, failing):
-    assert c1.judge(passing())
-    assert not c1.judge({**passing(), key: failing})
+def test_judge_flips_at_each_threshold(judge, key, failing):
+    assert judge(passing())
+    assert not judge({**passing(), key: failing})
 
 
 def test_proxy_runs_are_deterministic_per_seed():

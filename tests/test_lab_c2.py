@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import numpy as np
 import pytest
 import torch
-from labcheck import assert_well_formed
+from labcheck import assert_well_formed, part_verdicts
 
-from adamlab.lab.claims import c2_adamw as c2
-from adamlab.lab.core import Context
-from adamlab.lab.models_bn import BNNet, Replicas, angle_between_rows
+from adamlab.lab.claims.c2_adamw import claim as c2
+from adamlab.lab.claims.c2_adamw import grid
+from adamlab.lab.claims.c2_adamw.bn_net import BNNet, Replicas, angle_between_rows
+from adamlab.lab.framework import digits
+from adamlab.lab.framework.claim import Context
+from adamlab.lab.framework.verdicts import UNDECIDED
 
 
 @pytest.fixture(scope="module")
@@ -18,9 +24,11 @@ def outcome(tmp_path_factory):
 
 
 def test_quick_run_reproduces(outcome):
-    assert_well_formed(outcome)
-    assert [p.name for p in outcome.figures] == ["c2_decay.png", "c2_equilibrium.png"]
-    assert c2.CLAIM.judge(outcome.metrics)
+    assert_well_formed(outcome, finite=False)  # one seed: the grid's slope is undetermined (nan, +-inf)
+    assert [f.path.name for f in outcome.figures] == ["c2_decay.png", "c2_equilibrium.png", "c2_grid.png"]
+    # one seed has no spread: the grid part says it was not tested
+    assert part_verdicts(c2.CLAIM, outcome.metrics) == {"decoupling": "reproduced", "equilibrium": "reproduced",
+                                                        "grid": "not tested"}
 
 
 def test_adamw_mean_theta_follows_the_closed_form(outcome):
@@ -93,23 +101,109 @@ PASSING = {
 
 EPS = 1e-9
 FLIPS = [
-    ("sgd_l2_vs_decoupled_max_diff", c2.EXACT_TOL, c2.EXACT_TOL * 1.01),
-    ("sgd_momentum_l2_vs_decoupled_max_diff", c2.DIFFER_MIN, c2.DIFFER_MIN * 0.99),
-    ("adam_l2_best_max_diff", c2.DIFFER_MIN, c2.DIFFER_MIN * 0.99),
-    ("a_adam_l2_spread", c2.L2_SPREAD_MIN, c2.L2_SPREAD_MIN - EPS),
-    ("a_adamw_spread", c2.ADAMW_SPREAD_MAX, c2.ADAMW_SPREAD_MAX + EPS),
-    ("a_adamw_mean_theta", 0.13520 + c2.THETA_TOL - 1e-6, 0.13520 + c2.THETA_TOL + 1e-6),
-    ("a_adamw_mean_theta", 0.13520 - c2.THETA_TOL + 1e-6, 0.13520 - c2.THETA_TOL - 1e-6),
-    ("b_adamw_ratio", c2.ADAMW_RATIO_MAX - EPS, c2.ADAMW_RATIO_MAX),
-    ("b_adam_l2_ratio", c2.L2_RATIO_MIN + EPS, c2.L2_RATIO_MIN),
+    (c2.judge_decoupling, "sgd_l2_vs_decoupled_max_diff", c2.EXACT_TOL, c2.EXACT_TOL * 1.01),
+    (c2.judge_decoupling, "sgd_momentum_l2_vs_decoupled_max_diff", c2.DIFFER_MIN, c2.DIFFER_MIN * 0.99),
+    (c2.judge_decoupling, "adam_l2_best_max_diff", c2.DIFFER_MIN, c2.DIFFER_MIN * 0.99),
+    (c2.judge_decoupling, "a_adam_l2_spread", c2.L2_SPREAD_MIN, c2.L2_SPREAD_MIN - EPS),
+    (c2.judge_decoupling, "a_adamw_spread", c2.ADAMW_SPREAD_MAX, c2.ADAMW_SPREAD_MAX + EPS),
+    (c2.judge_decoupling, "a_adamw_mean_theta", 0.13520 + c2.THETA_TOL - 1e-6, 0.13520 + c2.THETA_TOL + 1e-6),
+    (c2.judge_decoupling, "a_adamw_mean_theta", 0.13520 - c2.THETA_TOL + 1e-6, 0.13520 - c2.THETA_TOL - 1e-6),
+    (c2.judge_equilibrium, "b_adamw_ratio", c2.ADAMW_RATIO_MAX - EPS, c2.ADAMW_RATIO_MAX),
+    (c2.judge_equilibrium, "b_adam_l2_ratio", c2.L2_RATIO_MIN + EPS, c2.L2_RATIO_MIN),
 ]
 
 
-def test_verdict_passes_on_the_reference_numbers():
-    assert c2.judge(PASSING)
+@pytest.mark.parametrize("judge, key, inside, outside", FLIPS)
+def test_verdict_flips_at_each_threshold(judge, key, inside, outside):
+    assert judge({**PASSING, key: inside})
+    assert not judge({**PASSING, key: outside})
 
 
-@pytest.mark.parametrize("key, inside, outside", FLIPS)
-def test_verdict_flips_at_each_threshold(key, inside, outside):
-    assert c2.judge({**PASSING, key: inside})
-    assert not c2.judge({**PASSING, key: outside})
+# ---------------------------------------------------------------- the lr x wd grid
+
+
+def bowl(lrs, wds, best_of_lr, seeds=3, noise=1e-4, seed=0) -> np.ndarray:
+    """Losses (seeds, lrs, wds) with each row's minimum at best_of_lr(lr), quadratic in log10(wd)."""
+    rng = np.random.default_rng(seed)
+    log_wd = np.log10(wds)[None, :]
+    centre = np.log10([best_of_lr(lr) for lr in lrs])[:, None]
+    return 0.2 + 0.05 * (log_wd - centre) ** 2 + noise * rng.standard_normal((seeds, len(lrs), len(wds)))
+
+
+LRS = tuple(float(10**e) for e in np.arange(-3.5, -1.4, 0.5))  # exact half decades, as WDS
+WDS = tuple(float(10**e) for e in np.arange(-6, 0.1, 0.5))
+
+
+@pytest.mark.parametrize("power", [-1.0, 0.0, 1.0])
+def test_slope_of_a_known_basin(power):
+    """Rows whose best wd is 1e-3 * (lr / 1e-3)^power give a slope of exactly ``power`` on a half-decade grid."""
+    sep = grid.separability(bowl(LRS, WDS, lambda lr: 1e-3 * (lr / 1e-3) ** power), LRS, WDS)
+    assert sep["slope"] == pytest.approx(power, abs=1e-9)
+    assert sep["rows_in_slope"] == list(LRS)
+    assert sep["slope_range"] == pytest.approx([power, power], abs=1e-9)  # so little noise that nothing ties
+
+
+def test_slope_range_is_the_extremes_over_every_choice_among_ties():
+    """The closed form against brute force: every combination of one y per row, fitted by numpy.polyfit."""
+    rng = np.random.default_rng(1)
+    xs = np.log10(LRS)
+    lows = rng.normal(size=len(xs))
+    highs = lows + rng.uniform(0, 1.5, len(xs))
+    corners = [np.polyfit(xs, ys, 1)[0] for ys in itertools.product(*zip(lows, highs))]
+    assert grid.slope_range(xs, lows, highs) == pytest.approx((min(corners), max(corners)), rel=1e-9)
+
+
+def test_flat_and_edge_rows_stay_out_of_the_slope():
+    """A row whose loss is flat in wd, or whose best sits at the grid's edge, says nothing about the optimum."""
+    loss = bowl(LRS, WDS, lambda lr: 1e-3)
+    loss[:, 0, :] = 0.3 + 1e-4 * np.random.default_rng(2).standard_normal((3, len(WDS)))  # flat: all tie
+    loss[:, 4, :] = np.linspace(0.5, 0.2, len(WDS))  # best at the largest wd: the edge
+    sep = grid.separability(loss, LRS, WDS)
+    assert sep["rows_in_slope"] == list(LRS[1:4])
+    assert sep["slope"] == pytest.approx(0.0, abs=1e-9)
+    two_rows = loss.copy()
+    two_rows[:, 1, :] = loss[:, 0, :]
+    assert grid.separability(two_rows, LRS, WDS)["slope_range"] == [-math.inf, math.inf]
+
+
+def grid_metrics(l2, adamw, seeds=3) -> dict:
+    return {"grid": {"seeds": seeds, "adam_l2": {"slope_range": l2}, "adamw": {"slope_range": adamw}}}
+
+
+def test_grid_verdict():
+    """Reproduced when AdamW's |slope| range lies below Adam + L2's, not when at or above; else undecided."""
+    assert c2.judge_grid(grid_metrics([-1.2, -0.8], [-0.3, 0.2])) is True
+    assert c2.judge_grid(grid_metrics([-0.2, 0.1], [0.5, 1.0])) is False
+    assert c2.judge_grid(grid_metrics([-0.9, -0.4], [0.3, 0.5])) is UNDECIDED  # ranges overlap
+    assert c2.judge_grid(grid_metrics([-1.0, -1.0], [-math.inf, math.inf])) is UNDECIDED
+    assert c2.judge_grid(grid_metrics([-1.0, -1.0], [0.0, 0.0], seeds=1)) is None
+
+
+@pytest.mark.parametrize("panel", grid.PANELS)
+def test_each_grid_cell_trains_as_a_torch_optim_run(panel):
+    """A cell of the batched grid against one nn.Sequential MLP trained by torch.optim, same seed and batches.
+
+    The paper's lambda under a schedule is torch's AdamW with weight_decay = lambda / lr_0.
+    """
+    job = grid.PanelJob(panel, (1e-3, 1e-2), (1e-4, 1e-2), (5,), steps=20, hidden=16, batch=8, train_size=50)
+    ours = grid.train_panel(job)["loss"][0]
+    x, y = digits.load(images=False)
+    parts = digits.stratified_parts(y, {"train": 50, "val": -1})
+    xt, yt, xv, yv = x[parts["train"]], y[parts["train"]], x[parts["val"]], y[parts["val"]]
+    for i, lr in enumerate(job.lrs):
+        for j, wd in enumerate(job.wds):
+            torch.manual_seed(5)
+            mlp = torch.nn.Sequential(torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10))
+            opt = (torch.optim.AdamW(mlp.parameters(), lr=lr, weight_decay=wd / lr) if panel == "adamw"
+                   else torch.optim.Adam(mlp.parameters(), lr=lr, weight_decay=wd))
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / 20)))
+            gen = torch.Generator().manual_seed(5)
+            for _ in range(job.steps):
+                rows = torch.randint(0, len(yt), (job.batch,), generator=gen)
+                opt.zero_grad()
+                torch.nn.functional.cross_entropy(mlp(xt[rows]), yt[rows]).backward()
+                opt.step()
+                sched.step()
+            with torch.no_grad():
+                expected = torch.nn.functional.cross_entropy(mlp(xv), yv).item()
+            assert ours[i][j] == pytest.approx(expected, rel=1e-4)

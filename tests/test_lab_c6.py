@@ -6,10 +6,10 @@ import math
 
 import pytest
 import torch
-from labcheck import assert_well_formed
+from labcheck import assert_well_formed, part_verdicts
 
-from adamlab.lab.claims import c6_half_precision as c6
-from adamlab.lab.core import Context
+from adamlab.lab.claims.c6_half_precision import claim as c6
+from adamlab.lab.framework.claim import Context
 
 LABEL_OURS, LABEL_REF = "adamlab.Adam, fp16, eps 1e-8", "torch.optim.Adam, fp32, eps 1e-8 (reference)"
 
@@ -23,7 +23,7 @@ def test_quick_run_reproduces(outcome):
     assert_well_formed(outcome, finite=False)  # torch's fp16 step is -inf: that is the finding
     m = outcome.metrics
     assert m["adamlab_fp16_finite"] and math.isfinite(m["adamlab_fp16_max_rel_err"])
-    assert c6.CLAIM.judge(m)
+    assert part_verdicts(c6.CLAIM, m) == {"fp16_step": "reproduced"}
 
 
 def test_format_limits_are_the_ieee_values():
@@ -58,6 +58,13 @@ def test_ema_stalls(outcome):
     assert m["ema_end"]["fp16"] == pytest.approx(0.732, abs=1e-3)
     assert m["ema_at_1000"]["fp32"] == pytest.approx(1 - 0.999**1000, abs=1e-5)
     assert m["ema_end"]["fp32"] == pytest.approx(1 - 0.999**c6.EMA_STEPS, abs=1e-5)
+
+
+def test_bf16_stall_is_where_the_increment_drops_below_half_an_ulp(outcome):
+    """bf16 keeps 8 significant bits: an ulp is 2^-9 just below 0.5 and 2^-8 from 0.5 on (IEEE-style binades)."""
+    below, at = outcome.metrics["bf16_half_ulp_below_and_at_stall"]
+    assert (below, at) == (2.0**-10, 2.0**-9)
+    assert below < 1 - c6.BETA2 < at  # so each + 0.001 rounds up by an ulp below 0.5 and away at 0.5
 
 
 def test_ema_uses_torch_state_dtype():

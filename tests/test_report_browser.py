@@ -23,8 +23,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
 
-from adamlab.lab import report
-from adamlab.lab.core import Claim, Outcome
+from adamlab.lab.framework import report
+from adamlab.lab.framework.claim import Claim, FigureRef, Outcome, Part
+from adamlab.lab.framework.verdicts import NOT_REPRODUCED, REPRODUCED
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
 # no network, no background services, no first-run UI; --no-sandbox lets it run as root in containers
@@ -74,16 +75,19 @@ def screenshot(page: Path, png: Path, width: int = 1280, height: int = 2400) -> 
 def small_report(out: Path) -> Path:
     """A report of two fake claims with real matplotlib figures."""
     results = []
-    for i, verdict in enumerate((report.REPRODUCED, report.NOT_REPRODUCED)):
+    for i, verdict in enumerate((REPRODUCED, NOT_REPRODUCED)):
         fig, ax = plt.subplots(figsize=(4, 2.5))
         ax.plot(range(10), [x**i for x in range(10)])
         path = out / "figures" / f"f{i}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=60)
         plt.close(fig)
-        claim = Claim(f"C{i}", f"claim {i}", "cite", "statement", "setup", "criterion", None, None)
+        part = Part("p", "the part", "criterion", lambda m: True, lambda m: "a sentence.")
+        claim = Claim(f"C{i}", f"claim {i}", "cite", "statement", "setup", "quick", (part,), None)
         table = {"caption": "t", "columns": ["x"], "rows": [[1.5]]}
-        results.append(report.ClaimResult(claim, Outcome({"x": 1.5}, [path], [table]), verdict, 0.1))
+        outcome = Outcome({"x": 1.5}, [FigureRef(path, "What it shows. What to look at.", f"a curve {i}")], [table])
+        parts = [report.PartResult(part, verdict, "a sentence.")]
+        results.append(report.ClaimResult(claim, outcome, parts, verdict, 0.1))
     page, _ = report.write(out, results, {"python": sys.version.split()[0], "quick": True, "seed": 0})
     return page
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch.optim.lr_scheduler import LambdaLR
@@ -56,6 +57,7 @@ def resume_all(folder: Path):
         torch.save({"params": list(model.parameters()), "at_load": at_load}, folder / f"final_{k}.pt")
 
 
+@pytest.mark.slow  # fresh processes
 def test_resume_in_a_fresh_process_is_bitwise_identical(tmp_path):
     model, opt, sched = build(seed=0)
     for k, start in zip(STOPS, (0,) + STOPS):

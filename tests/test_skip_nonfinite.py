@@ -144,6 +144,7 @@ def test_gradscaler_overflow_sets_last_step_skipped():
 
 @pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
                     reason="needs torch.distributed with gloo")
+@pytest.mark.slow  # two ranks in subprocesses
 def test_fsdp2_ranks_agree_on_a_skip(tmp_path):
     """A NaN in one rank's gradient shard: every rank skips that step, and no param moves on either."""
     import subprocess

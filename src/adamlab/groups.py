@@ -30,6 +30,18 @@ def param_groups(
     ``"pos_emb*"``) that override the rule; ``decay`` wins where both match.
     Extra keyword ``options`` (lr, betas, ...) are copied into both groups.
     Groups that would be empty are left out.
+
+    Args:
+        model (torch.nn.Module): whose ``named_parameters()`` are split; params with
+            ``requires_grad=False`` are left out.
+        weight_decay (float): the decayed group's ``weight_decay``, in [0, inf); the other group's is 0.0.
+        no_decay (tuple of str, default ()): name patterns (case-sensitive globs) never decayed.
+        decay (tuple of str, default ()): name patterns always decayed, even if ``no_decay`` matches.
+        **options: other group options, the same in both groups.
+
+    Returns:
+        list[dict]: up to two param groups, decayed first, for any torch.optim or adamlab
+        optimizer: ``adamlab.AdamW(param_groups(model, 0.1), lr=3e-4)``.
     """
     check_nonnegative("weight_decay", weight_decay)
     decayed, plain = [], []

@@ -79,6 +79,26 @@ def check_optional_bool(name: str, value) -> None:
         check_bool(name, value)
 
 
+def check_seed(name: str, value) -> None:
+    """A random seed: an integer in [0, 2^32)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if not 0 <= value < 2**32:
+        raise ValueError(f"{name} must be in [0, 2^32), got {value}")
+
+
+def check_low_precision(group: dict) -> None:
+    """Low-precision state and bf16 rounding run the host-planned, non-differentiable steps only."""
+    if group.get("state_precision") is None and group.get("param_update", "nearest") == "nearest":
+        return
+    if group.get("differentiable"):
+        raise ValueError("differentiable=True needs state_precision=None and param_update='nearest': "
+                         "quantized state and stochastic rounding are not differentiable")
+    if group.get("capturable"):
+        raise ValueError("capturable=True needs state_precision=None and param_update='nearest': "
+                         "low-precision state is not yet stepped on the device")
+
+
 def choice(*allowed):
     """A check that the value is one of ``allowed``."""
 

@@ -21,6 +21,8 @@ if not dist.is_available() or not dist.is_gloo_available():
     pytest.skip("torch.distributed with gloo is not available", allow_module_level=True)
 from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict  # noqa: E402
 
+pytestmark = pytest.mark.slow  # trainers and process groups: minutes, run in CI
+
 SCRIPT = Path(__file__).parents[1] / "scripts" / "dcp_fsdp2.py"
 LIBS = ("torch", "adamlab")
 HALF, WD, BETAS, EPS = 6, 0.1, (0.9, 0.999), 1e-8

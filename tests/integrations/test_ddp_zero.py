@@ -12,6 +12,8 @@ import torch
 
 import adamlab
 
+pytestmark = pytest.mark.slow  # trainers and process groups: minutes, run in CI
+
 dist = pytest.importorskip("torch.distributed")
 if not dist.is_available() or not dist.is_gloo_available():
     pytest.skip("torch.distributed with gloo is not available", allow_module_level=True)

@@ -17,6 +17,8 @@ import torch
 
 import adamlab
 
+pytestmark = pytest.mark.slow  # trainers and process groups: minutes, run in CI
+
 PAGE = Path(__file__).parents[2] / "docs" / "integrations.md"
 SECTIONS = re.findall(r"^## ([^\n]+)\n(.*?)(?=^## |\Z)", PAGE.read_text(), flags=re.S | re.M)
 SNIPPETS = {re.sub(r"\W+", "-", head).strip("-").lower() + (f"-{i}" if i else ""): code  # id -> code

@@ -8,6 +8,8 @@ import torch
 
 import adamlab
 
+pytestmark = pytest.mark.slow  # trainers and process groups: minutes, run in CI
+
 STEPS, OVERFLOW = 10, 4
 
 

@@ -18,6 +18,8 @@ import adamlab
 transformers = pytest.importorskip("transformers", reason="needs the integrations extra")
 from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainerCallback, TrainingArguments  # noqa: E402
 
+pytestmark = pytest.mark.slow  # trainers and process groups: minutes, run in CI
+
 STEPS, STOP, WARMUP, LR, WD = 8, 4, 2, 1e-2, 0.1
 LIBS = {"adamlab": adamlab.AdamW, "torch": torch.optim.AdamW}
 HOW = ("optimizers", "optimizer_cls_and_kwargs")

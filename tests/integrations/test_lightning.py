@@ -15,6 +15,8 @@ import adamlab
 L = pytest.importorskip("lightning", reason="needs the integrations extra")
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint  # noqa: E402
 
+pytestmark = pytest.mark.slow  # trainers and process groups: minutes, run in CI
+
 EPOCHS, STOP, WARMUP, LR, WD = 4, 2, 3, 1e-2, 0.1
 LIBS = {"adamlab": adamlab.AdamW, "torch": torch.optim.AdamW}
 

@@ -9,7 +9,7 @@ import torch
 from .. import math as M
 from .. import validation as V
 from . import options as O
-from .base import Algorithm, Config, Option, Plan, decay_mode, decay_scalars, decayed_gradient
+from .base import Algorithm, Config, Option, Plan, Preconditioner, decay_mode, decay_scalars, decayed_gradient
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,14 @@ class AdagradConfig(Config):
         p, g = decayed_gradient(self, p, g, s)
         acc = M.accumulated_square(st["sum"], g)
         return M.preconditioned_step(p, g, M.root_denominator(acc, s.eps), s.step_size), {"sum": acc}
+
+    def preconditioner_state(self):
+        return ("sum",)
+
+    def preconditioner(self, st, s):
+        acc = st["sum"]
+        effective = s.step_size / M.root_denominator(acc, s.eps)
+        return Preconditioner(acc, M.root_denominator(acc, 0.0), s.eps, effective)
 
 
 def plan(group, counters, fresh) -> Plan:
@@ -66,9 +74,11 @@ ADAGRAD = Algorithm(
         O.eps(1e-10),
         O.FOREACH,
     )
-    + (O.MAXIMIZE, O.DIFFERENTIABLE, O.FUSED, O.BACKEND, O.COUNT_PRIMING, *O.SAFETY),
+    + (O.MAXIMIZE, O.DIFFERENTIABLE, O.FUSED, O.BACKEND, O.COUNT_PRIMING, *O.SAFETY)
+    + O.LOW_PRECISION,
     plan=plan,
-    group_checks=(V.check_fused_flags,),
+    nonnegative_state=("sum",),
+    group_checks=(V.check_fused_flags, V.check_low_precision),
     sparse_step=sparse_step,
     sparse_check=sparse_check,
     state_fill={"sum": "initial_accumulator_value"},

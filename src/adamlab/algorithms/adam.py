@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import math as M
-from ..validation import check_fused_flags, check_tensor_hyperparameters
+from ..validation import check_fused_flags, check_low_precision, check_tensor_hyperparameters
 from . import options as O
-from .base import Algorithm, Config, Plan, decay_mode, decay_scalars, decayed_gradient
+from .base import Algorithm, Config, Plan, Preconditioner, decay_mode, decay_scalars, decayed_gradient
 
 
 def decayed_moments(cfg: Config, p, g, st, s):
@@ -30,6 +30,15 @@ class AdamConfig(Config):
             v = new["max_exp_avg_sq"] = M.amsgrad_max(st["max_exp_avg_sq"], v)
         p = M.preconditioned_step(p, m, M.adam_denominator(v, s.bias_correction2_sqrt, s.eps), s.step_size)
         return p, new
+
+    def preconditioner_state(self):
+        return ("exp_avg_sq", "max_exp_avg_sq") if self.amsgrad else ("exp_avg_sq",)
+
+    def preconditioner(self, st, s):
+        used = st["max_exp_avg_sq"] if self.amsgrad else st["exp_avg_sq"]
+        effective = s.step_size / M.adam_denominator(used, s.bias_correction2_sqrt, s.eps)
+        root = M.adam_denominator(used, s.bias_correction2_sqrt, 0.0)
+        return Preconditioner(st["exp_avg_sq"], root, s.eps, effective, st.get("max_exp_avg_sq"))
 
 
 def plan(group, counters, fresh) -> Plan:
@@ -66,7 +75,9 @@ ADAM = Algorithm(
         O.BACKEND,
         O.COUNT_PRIMING,
         *O.SAFETY,
-    ),
+    )
+    + O.LOW_PRECISION,
     plan=plan,
-    group_checks=(check_fused_flags, check_tensor_hyperparameters),
+    nonnegative_state=("exp_avg_sq", "max_exp_avg_sq"),
+    group_checks=(check_fused_flags, check_tensor_hyperparameters, check_low_precision),
 )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from .. import math as M
 from .. import validation as V
 from . import options as O
-from .base import Algorithm, Config, Plan, decay_mode, decay_scalars, decayed_gradient
+from .base import Algorithm, Config, Plan, Preconditioner, decay_mode, decay_scalars, decayed_gradient
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,16 @@ class AdamaxConfig(Config):
         m = M.first_moment(st["exp_avg"], g, s.beta1)
         u = M.infinity_norm(st["exp_inf"], g, s.beta2, s.eps)
         return M.preconditioned_step(p, m, u, s.step_size), {"exp_avg": m, "exp_inf": u}
+
+    def preconditioner_state(self):
+        return ("exp_inf",)
+
+    def preconditioner(self, st, s):
+        u = st["exp_inf"]  # eps enters inside the max, as |g| + eps: there is no root it is added to
+        return Preconditioner(u, None, None, s.step_size / u)
+
+    def eps_added_to_root(self):
+        return False
 
 
 def plan(group, counters, fresh) -> Plan:
@@ -43,7 +53,9 @@ ADAMAX = Algorithm(
     )
     + (O.MAXIMIZE, O.DIFFERENTIABLE, O.CAPTURABLE)
     + O.beyond_torch(O.FUSED)
-    + (O.BACKEND, O.COUNT_PRIMING, *O.SAFETY),
+    + (O.BACKEND, O.COUNT_PRIMING, *O.SAFETY)
+    + O.LOW_PRECISION,
     plan=plan,
-    group_checks=(V.check_fused_flags,),
+    nonnegative_state=("exp_inf",),
+    group_checks=(V.check_fused_flags, V.check_low_precision),
 )

@@ -47,6 +47,22 @@ class Option:
     late: bool = False  # torch added it later: older checkpoints lack it and loading fills the default
 
 
+@dataclass
+class Preconditioner:
+    """How a step's state reads as a per-coordinate step size (what adamlab.Monitor reports)."""
+
+    #: the raw second-moment state (exp_avg_sq, sum, square_avg, exp_inf): where it is exactly 0
+    v: Any
+    #: the term eps is added to in the denominator (sqrt(vhat) for Adam); None where there is none (Adamax)
+    root: Any
+    eps: Any
+    #: the factor the step multiplies its direction by (the first moment, else the gradient):
+    #: lr / (1 - beta1^t) / (sqrt(vhat) + eps) for Adam, so that the update is effective * exp_avg
+    effective: Any
+    #: AMSGrad's running max of v
+    vmax: Any = None
+
+
 @dataclass(frozen=True)
 class Config:
     """The static shape of one update: it selects the code, never the numbers.
@@ -66,6 +82,18 @@ class Config:
     def rule(self, p, g, state: dict, s):
         """(new param, {state name: new value}); ``s`` holds the plan's scalars."""
         raise NotImplementedError
+
+    #: the state names :meth:`preconditioner` reads; () where the update has no preconditioner (SGD)
+    def preconditioner_state(self) -> tuple[str, ...]:
+        return ()
+
+    def preconditioner(self, st: dict, s) -> Preconditioner | None:
+        """The state after a step, read as per-coordinate step sizes, from the same math as the rule."""
+        return None
+
+    def eps_added_to_root(self) -> bool:
+        """Whether eps is added to a root in the denominator (not so in Adamax, where it enters the max)."""
+        return bool(self.preconditioner_state())
 
 
 @dataclass(frozen=True)
@@ -99,6 +127,8 @@ class Algorithm:
     state_fill: dict[str, str] = field(default_factory=dict)
     #: torch creates this algorithm's state at construction (Adagrad), not at the first step
     eager_state: bool = False
+    #: state arrays that are never negative (second moments): 8-bit state keeps them in an unsigned code
+    nonnegative_state: tuple[str, ...] = ()
 
     def defaults(self) -> dict[str, Any]:
         return {o.name: o.default for o in self.options}
@@ -147,6 +177,18 @@ def _is_zero(x) -> bool:
     return bool(x == 0)
 
 
+def _on_host(x) -> bool:
+    """Whether reading x costs no wait for a device (a number, or a CPU tensor)."""
+    return not isinstance(x, torch.Tensor) or x.device.type == "cpu"
+
+
+def _checkable(x) -> bool:
+    """Whether a check may read x now: not a device Tensor (it would wait for the device), nor a Tensor in a
+    traced step (it would break the graph; init_group checks the same plan untraced when the graph is traced).
+    """
+    return _on_host(x) and not (isinstance(x, torch.Tensor) and torch.compiler.is_compiling())
+
+
 def base_lr(group):
     """gamma_0 of the schedule multiplier lr/gamma_0: the lr the group was built with.
 
@@ -166,7 +208,7 @@ def decay_scalars(group, mode: str) -> dict:
         return {}
     by_schedule = group.get("decay_scale", "lr") == "schedule"
     if by_schedule:
-        if _is_zero(base_lr(group)) and not _is_zero(lr):
+        if _is_zero(base_lr(group)) and _checkable(lr) and not _is_zero(lr):
             raise ValueError(
                 'decay_scale="schedule" divides lr by the group\'s base_lr, which is 0 (the optimizer was '
                 "built at lr 0): set group['base_lr'] to the lr the schedule multiplies, in (0, inf)"
@@ -174,8 +216,7 @@ def decay_scalars(group, mode: str) -> dict:
         factor = M.schedule_decay_factor(lr, base_lr(group), wd)
     else:
         factor = M.lr_decay_factor(lr, wd)
-    # a Tensor lr in a traced step is checked when the graph is traced (a per-step check would sync)
-    if not (torch.is_tensor(factor) and torch.compiler.is_compiling()) and bool(factor < 0):
+    if _checkable(factor) and bool(factor < 0):
         raise ValueError(
             f"decoupled decay factor {float(factor):.4g} < 0 would flip the weights' sign: weight_decay={wd} "
             f"times the {'schedule multiplier lr/base_lr' if by_schedule else 'lr'} "

@@ -8,7 +8,7 @@ from .. import math as M
 from .. import validation as V
 from . import options as O
 from .adam import decayed_moments
-from .base import Algorithm, Config, Option, Plan, decay_mode, decay_scalars
+from .base import Algorithm, Config, Option, Plan, Preconditioner, decay_mode, decay_scalars
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,14 @@ class NAdamConfig(Config):
         denom = M.nadam_denominator(v, s.bias_correction2, s.eps)
         p = M.nadam_step(p, g, m, denom, s.grad_coeff, s.momentum_coeff)
         return p, {"exp_avg": m, "exp_avg_sq": v}
+
+    def preconditioner_state(self):
+        return ("exp_avg_sq",)
+
+    def preconditioner(self, st, s):
+        v = st["exp_avg_sq"]  # the factor on m; NAdam's step adds grad_coeff * g / denom beside it
+        effective = -s.momentum_coeff / M.nadam_denominator(v, s.bias_correction2, s.eps)
+        return Preconditioner(v, M.nadam_denominator(v, s.bias_correction2, 0.0), s.eps, effective)
 
 
 def plan(group, counters, fresh) -> Plan:
@@ -53,9 +61,11 @@ NADAM = Algorithm(
     )
     + (O.FOREACH, O.MAXIMIZE, O.CAPTURABLE, O.DIFFERENTIABLE)
     + O.beyond_torch(O.FUSED)
-    + (O.DECAY_SCALE, O.BACKEND, O.COUNT_PRIMING, *O.SAFETY),
+    + (O.DECAY_SCALE, O.BACKEND, O.COUNT_PRIMING, *O.SAFETY)
+    + O.LOW_PRECISION,
     plan=plan,
+    nonnegative_state=("exp_avg_sq",),
     counters=("step", "mu_product"),
     counter_start={"step": 0.0, "mu_product": 1.0},
-    group_checks=(V.check_fused_flags,),
+    group_checks=(V.check_fused_flags, V.check_low_precision),
 )

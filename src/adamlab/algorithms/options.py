@@ -76,8 +76,10 @@ FOREACH = Option(
 CAPTURABLE = Option(
     "capturable",
     False,
-    "Keep step counters on the device so a step can be captured in a CUDA graph. As in torch, True "
-    "needs params on a capturable device (CUDA); on CPU the step raises.",
+    "Keep step counters on the device and compute each step's scalars (bias corrections, step size, decay "
+    "factor) there from them, so a step can be captured in a CUDA graph and a Tensor lr costs no host sync. "
+    "Takes effect on the Triton backend (CUDA tensors, or CPU tensors under Triton's interpreter); AMP's "
+    "found_inf is then read on the device too, and a skipped step is not counted.",
     V.check_bool,
     late=True,
 )
@@ -92,8 +94,9 @@ DIFFERENTIABLE = Option(
 FUSED = Option(
     "fused",
     None,
-    "None: the fastest backend for the params' device. True: a fused backend (the generated C loop on CPU), "
-    "or an error. False: the readable reference backend (torch ops, param by param).",
+    "None: the fastest backend for the params' device. True: a fused backend (the generated C loop on CPU, "
+    "the generated Triton kernel on CUDA), or an error. False: the readable reference backend (torch ops, "
+    "param by param).",
     V.check_optional_bool,
     late=True,
 )
@@ -117,9 +120,11 @@ DECAY_SCALE = Option(
 BACKEND = Option(
     "backend",
     None,
-    'Force a backend: "c" (the generated C loop, CPU tensors) or "reference" (torch ops, any device). '
-    "None picks the fastest for the params' device (beyond torch).",
-    V.choice(None, "c", "reference"),
+    'Force a backend: "triton" (one generated Triton kernel per step, CUDA tensors; needs the triton '
+    'package, pip install adamlab[gpu]), "c" (the generated C loop, CPU tensors) or "reference" (torch ops, '
+    "any device); an error where it cannot run. None picks the fastest for the params' device: Triton for "
+    "CUDA when triton is importable, the C loop for CPU, else the reference backend (beyond torch).",
+    V.choice(None, "triton", "c", "reference"),
     beyond_torch=True,
 )
 COUNT_PRIMING = Option(
@@ -148,3 +153,34 @@ MAX_CONSECUTIVE_SKIPS = Option(
     beyond_torch=True,
 )
 SAFETY = (SKIP_NONFINITE, MAX_CONSECUTIVE_SKIPS)
+STATE_PRECISION = Option(
+    "state_precision",
+    None,
+    'How the state (moments) is kept, beyond torch: None keeps fp32 for fp16/bf16 params and the param\'s '
+    'dtype otherwise; "bf16" rounds it to bf16 on every store (arithmetic stays fp32; 4 bytes per param for '
+    'two moments); "8bit" keeps one byte per element and one fp32 absmax per block of 256 (about 2.03 bytes '
+    "per param for two moments; tensors under 4096 elements keep the default state). fp64 and complex params "
+    "always keep the default state. See docs/low_precision.md.",
+    V.choice(None, "bf16", "8bit"),
+    beyond_torch=True,
+)
+PARAM_UPDATE = Option(
+    "param_update",
+    "nearest",
+    'How a bf16 param takes its new value, beyond torch: "nearest" rounds to nearest (updates under half a '
+    'bf16 step are lost); "stochastic" rounds up with probability equal to the fraction cut off (random bits '
+    'from rounding_seed, the step and the element: reproducible); "kahan" keeps what rounding cut off in a '
+    'bf16 buffer (state key "kahan_comp") and adds it back before the next update. fp32 and fp64 params are '
+    "unaffected; fp16 params accept only \"nearest\".",
+    V.choice("nearest", "stochastic", "kahan"),
+    beyond_torch=True,
+)
+ROUNDING_SEED = Option(
+    "rounding_seed",
+    0,
+    'Seed of param_update="stochastic": with the param\'s position in the optimizer it keys the param\'s '
+    "random stream (state key \"rounding_key\"), beyond torch. An integer in [0, 2^32).",
+    V.check_seed,
+    beyond_torch=True,
+)
+LOW_PRECISION = (STATE_PRECISION, PARAM_UPDATE, ROUNDING_SEED)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from .. import math as M
 from .. import validation as V
 from . import options as O
-from .base import Algorithm, Config, Option, Plan, decay_mode, decay_scalars, decayed_gradient
+from .base import Algorithm, Config, Option, Plan, Preconditioner, decay_mode, decay_scalars, decayed_gradient
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,18 @@ class RMSpropConfig(Config):
             buf = new["momentum_buffer"] = M.momentum_buffer(st["momentum_buffer"], g / denom, s.momentum, 1.0)
             return M.sgd_step(p, buf, s.lr), new
         return M.preconditioned_step(p, g, denom, s.lr), new
+
+    def preconditioner_state(self):
+        return ("square_avg", "grad_avg") if self.centered else ("square_avg",)
+
+    def preconditioner(self, st, s):
+        v = st["square_avg"]
+        if self.centered:
+            root = M.rmsprop_centered_denominator(v, st["grad_avg"], 0.0)
+            denom = M.rmsprop_centered_denominator(v, st["grad_avg"], s.eps)
+        else:
+            root, denom = M.root_denominator(v, 0.0), M.root_denominator(v, s.eps)
+        return Preconditioner(v, root, s.eps, s.lr / denom)
 
 
 def plan(group, counters, fresh) -> Plan:
@@ -63,7 +75,9 @@ RMSPROP = Algorithm(
         O.DIFFERENTIABLE,
     )
     + O.beyond_torch(O.FUSED)
-    + (O.BACKEND, O.COUNT_PRIMING, *O.SAFETY),
+    + (O.BACKEND, O.COUNT_PRIMING, *O.SAFETY)
+    + O.LOW_PRECISION,
     plan=plan,
-    group_checks=(V.check_fused_flags,),
+    nonnegative_state=("square_avg",),
+    group_checks=(V.check_fused_flags, V.check_low_precision),
 )

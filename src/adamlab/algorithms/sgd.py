@@ -67,10 +67,10 @@ SGD = Algorithm(
     )
     + (O.MAXIMIZE, O.FOREACH, O.DIFFERENTIABLE, O.FUSED)
     + O.beyond_torch(O.DECOUPLED_WEIGHT_DECAY)
-    + (O.BACKEND, O.COUNT_PRIMING, *O.SAFETY),
+    + (O.BACKEND, O.COUNT_PRIMING, *O.SAFETY, O.STATE_PRECISION),
     plan=plan,
     counters=(),
     counter_start={},
-    group_checks=(V.check_nesterov, V.check_fused_flags),
+    group_checks=(V.check_nesterov, V.check_fused_flags, V.check_low_precision),
     sparse_step=sparse_step,
 )

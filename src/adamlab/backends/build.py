@@ -19,6 +19,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -124,6 +125,30 @@ def load_library(source: str) -> ctypes.CDLL:
     except Exception as e:  # OSError and anything else from the filesystem or the compiler
         raise BuildError(f"kernel cache {cache_dir()}: {type(e).__name__}: {e}") from None
     raise AssertionError("unreachable")
+
+
+class Cache:
+    """Kernels by key, each made once per process; a key whose making failed raises its BuildError again."""
+
+    def __init__(self):
+        self.made: dict = {}
+        self.failed: dict = {}
+        self._lock = threading.Lock()
+
+    def get(self, key, make):
+        fn = self.made.get(key)
+        if fn is not None:
+            return fn
+        with self._lock:
+            if key in self.failed:
+                raise self.failed[key]
+            if key not in self.made:
+                try:
+                    self.made[key] = make()
+                except BuildError as e:
+                    self.failed[key] = e
+                    raise
+            return self.made[key]
 
 
 def warn_once(error: Exception) -> None:

@@ -13,21 +13,24 @@ from __future__ import annotations
 import ctypes
 import operator
 import os
-import threading
 
 import numpy as np
 import torch
 
 from . import build, c
-from .storage import DTYPE_CODEC
+from .storage import CODECS, DTYPE_CODEC
 from .trace import trace
 
 CHUNK = 1 << 15
 _IS_CPU = operator.attrgetter("is_cpu")
-_kernels: dict = {}
-_failed: dict = {}  # kernel key -> BuildError, so a broken configuration is not rebuilt every step
-_lock = threading.Lock()
+_cache = build.Cache()  # a configuration that failed to build is not rebuilt every step
+_kernels = _cache.made
 _forked_child = False
+
+
+def threads() -> int:
+    """Threads for a kernel: torch's setting, or 1 in a forked child (its OpenMP pool is gone)."""
+    return 1 if _forked_child else torch.get_num_threads()
 
 
 def _after_fork_in_child() -> None:
@@ -40,26 +43,15 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 def kernel(cfg, scalar_names: tuple[str, ...], codecs: tuple[tuple[str, str], ...]):
     """The compiled step for this key, built once per process (and once per machine on disk)."""
-    key = (cfg, scalar_names, codecs)
-    fn = _kernels.get(key)
-    if fn is not None:
+
+    def make():
+        fn = build.load_library(c.source(trace(cfg, scalar_names), dict(codecs))).adamlab_step
+        fn.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
+                       ctypes.c_int64]
+        fn.restype = None
         return fn
-    with _lock:
-        if key in _failed:
-            raise _failed[key]
-        fn = _kernels.get(key)
-        if fn is None:
-            try:
-                lib = build.load_library(c.source(trace(cfg, scalar_names), dict(codecs)))
-                fn = lib.adamlab_step
-            except build.BuildError as e:
-                _failed[key] = e
-                raise
-            fn.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
-                           ctypes.c_int64]
-            fn.restype = None
-            _kernels[key] = fn
-    return fn
+
+    return _cache.get((cfg, scalar_names, codecs), make)
 
 
 def _dense(t: torch.Tensor) -> bool:
@@ -74,16 +66,30 @@ def _dense(t: torch.Tensor) -> bool:
     return True
 
 
-def _fused_slot(slot: list[torch.Tensor]) -> list[torch.Tensor] | None:
+def _fused_slot(slot: list[torch.Tensor], codecs=None) -> list[torch.Tensor] | None:
     """The slot's arrays as the loop will see them (an odd-strided grad copied), or None if it cannot.
 
     Memory order must be element order in every array: the param must be dense
     and every state must share its strides. A grad with other strides is
-    copied into the param's layout, so the update follows the element.
+    copied into the param's layout, so the update follows the element. A
+    bucket with codecs needs contiguous arrays (their blocks and extra
+    buffers follow the flat index); only its grad may be copied.
     """
+    if codecs is not None:
+        g_at = 1 + len(CODECS[codecs[0]].buffers)
+        g = slot[g_at]
+        if not all(a.is_cpu and a.is_contiguous() for k, a in enumerate(slot) if k != g_at) or not g.is_cpu:
+            return None
+        return slot if g.is_contiguous() else [*slot[:g_at], g.contiguous(), *slot[g_at + 1:]]
     p, g, states = slot[0], slot[1], slot[2:]
     if not (p.is_cpu and g.is_cpu and p.dtype in DTYPE_CODEC and all(s.is_cpu for s in states)):
         return None
+    return dense_slot(slot)
+
+
+def dense_slot(slot: list[torch.Tensor]) -> list[torch.Tensor] | None:
+    """The slot with memory order equal to element order in every array (a grad copied if needed), or None."""
+    p, g, states = slot[0], slot[1], slot[2:]
     if all(a.is_contiguous() for a in slot):
         return slot
     if p.is_contiguous() and all(s.is_contiguous() for s in states):
@@ -129,9 +135,22 @@ class Launch:
         self.fn(self.count, self.numels, self.ptrs.ctypes.data, sc, threads, CHUNK)
 
 
-def _written(cfg) -> list[int]:
-    """Positions in a slot that the kernel writes: p, the states, and g when it unscales."""
-    return [0, *range(2, 2 + len(cfg.state_names()))] + ([1] if cfg.unscale else [])
+def _written(cfg, codecs=None) -> list[int]:
+    """Positions in a slot that the kernel writes: p, the states, and g when it unscales (with their buffers)."""
+    if codecs is None:
+        return [0, *range(2, 2 + len(cfg.state_names()))] + ([1] if cfg.unscale else [])
+    written, at = [], 0
+    for k, name in enumerate(codecs):
+        size = 1 + len(CODECS[name].buffers)
+        if k != 1 or cfg.unscale:
+            written.extend(range(at, at + size))
+        at += size
+    return written
+
+
+def _codec_key(bucket, slot) -> tuple:
+    """What selects the kernel for a slot: the bucket's codecs, else each array's dtype."""
+    return bucket.codecs if bucket.codecs is not None else tuple(DTYPE_CODEC.get(a.dtype) for a in slot)
 
 
 def _contiguous_layout(bucket, required: bool):
@@ -154,7 +173,7 @@ def _contiguous_layout(bucket, required: bool):
         cached = memo["cpu"] = (built_for, _launches(bucket, required), None)
     launches, rest = cached[1]
     if cached[2] is None or not np.array_equal(cached[2], table):
-        written = _written(bucket.cfg)
+        written = _written(bucket.cfg, bucket.codecs)
         if _overlap(flat, {k for k in range(len(flat)) if k % w in written}):
             memo.pop("cpu")
             return None  # aliasing: the per-slot path sends those params to the reference backend
@@ -169,7 +188,7 @@ def _launches(bucket, required: bool):
     groups: dict = {}
     numels = bucket.signature()[0][:: bucket.width]
     for k, slot in enumerate(bucket.slots):
-        groups.setdefault(tuple(DTYPE_CODEC.get(a.dtype) for a in slot), []).append(k)
+        groups.setdefault(_codec_key(bucket, slot), []).append(k)
     launches, rest = [], []
     for key, members in groups.items():
         fn = _kernel_or_none(bucket, key, required)
@@ -180,15 +199,16 @@ def _launches(bucket, required: bool):
     return launches, rest
 
 
-def _kernel_or_none(bucket, key, required: bool):
+def _kernel_or_none(bucket, key, required: bool, build_kernel=None, what: str = "the fused CPU kernel"):
+    """The kernel for a dtype group's codecs ``key`` (``build_kernel``, this module's ``kernel`` by default)."""
     if None in key:  # a state kept in a dtype no codec covers
         return None
     names = ("p", "g") + bucket.cfg.state_names()
     try:
-        return kernel(bucket.cfg, tuple(vars(bucket.scalars)), tuple(zip(names, key)))
+        return (build_kernel or kernel)(bucket.cfg, tuple(vars(bucket.scalars)), tuple(zip(names, key)))
     except build.BuildError as e:
         if required:
-            raise RuntimeError(f"fused=True, but the fused CPU kernel is unavailable: {e}") from e
+            raise RuntimeError(f"fused=True, but {what} is unavailable: {e}") from e
         build.warn_once(e)
         return None  # this configuration only falls back
 
@@ -198,7 +218,7 @@ def _strided_layout(bucket, required: bool):
     slots, rest, groups = bucket.slots, [], {}
     fused_slots = []
     for k, slot in enumerate(slots):
-        fused = _fused_slot(slot)
+        fused = _fused_slot(slot, bucket.codecs)
         if fused is None:
             if required:
                 raise RuntimeError(
@@ -208,8 +228,8 @@ def _strided_layout(bucket, required: bool):
             rest.append(k)
             continue
         fused_slots.append(fused)
-        groups.setdefault(tuple(DTYPE_CODEC.get(a.dtype) for a in fused), []).append(len(fused_slots) - 1)
-    written = set(_written(bucket.cfg))
+        groups.setdefault(_codec_key(bucket, fused), []).append(len(fused_slots) - 1)
+    written = set(_written(bucket.cfg, bucket.codecs))
     w = bucket.width
     launches = []
     for key, members in groups.items():
@@ -242,9 +262,9 @@ def prepare(bucket, required: bool):
     sc = (ctypes.c_double * len(vars(bucket.scalars)))(*vars(bucket.scalars).values())
 
     def run() -> None:
-        threads = 1 if _forked_child else torch.get_num_threads()
+        n_threads = threads()
         for launch in launches:
-            launch(sc, threads)
+            launch(sc, n_threads)
 
     slots = bucket.slots if rest else []
     return run, [slots[k] for k in rest]

@@ -14,7 +14,8 @@ import threading
 import numpy as np
 import torch
 
-from . import build
+from . import build, cpu
+from .c import C_CHUNKS
 
 CHUNK = 1 << 16
 
@@ -29,29 +30,35 @@ MASKS = {
 SOURCE = r"""
 #include <stdint.h>
 #include <stdlib.h>
+{chunks}
 {functions}
 """
 
 FUNCTION = r"""
+static int64_t nonfinite_in_{name}(const {ctype}* x, int64_t lo, int64_t hi) {{
+    {ctype} least = ({ctype}){mask};  /* 0 once an element has every exponent bit set */
+    for (int64_t j = lo; j < hi; j++) {{
+        const {ctype} gap = (x[j] & {mask}) ^ {mask};
+        least = gap < least ? gap : least;
+    }}
+    return least == 0;
+}}
+
 int64_t nonfinite_{name}(int64_t n_tensors, const int64_t* numels, const {ctype}** ptrs, int n_threads,
                          int64_t chunk) {{
-    int64_t n_chunks = 0;
-    for (int64_t i = 0; i < n_tensors; i++) n_chunks += (numels[i] + chunk - 1) / chunk;
-    int64_t* owner = (int64_t*)malloc(sizeof(int64_t) * (n_chunks + 1));
-    int64_t* first = (int64_t*)malloc(sizeof(int64_t) * (n_chunks + 1));
-    for (int64_t i = 0, c = 0; i < n_tensors; i++)
-        for (int64_t s = 0; s < numels[i]; s += chunk, c++) {{ owner[c] = i; first[c] = s; }}
-    int64_t found = 0;
-    #pragma omp parallel for schedule(static) reduction(|:found) num_threads(n_threads) if(n_threads > 1)
-    for (int64_t c = 0; c < n_chunks; c++) {{
-        const int64_t i = owner[c], lo = first[c], hi = lo + chunk < numels[i] ? lo + chunk : numels[i];
-        const {ctype}* x = ptrs[i];
-        {ctype} least = ({ctype}){mask};  /* 0 once an element has every exponent bit set */
-        for (int64_t j = lo; j < hi; j++) {{
-            const {ctype} gap = (x[j] & {mask}) ^ {mask};
-            least = gap < least ? gap : least;
+    int64_t *owner, *first, found = 0;
+    const int64_t n_chunks = chunk_table(n_tensors, numels, chunk, &owner, &first);
+    if (n_threads > 1) {{  /* one thread (a forked child) must not enter OpenMP at all */
+        #pragma omp parallel for schedule(static) reduction(|:found) num_threads(n_threads)
+        for (int64_t c = 0; c < n_chunks; c++) {{
+            const int64_t i = owner[c], hi = first[c] + chunk < numels[i] ? first[c] + chunk : numels[i];
+            found |= nonfinite_in_{name}(ptrs[i], first[c], hi);
         }}
-        found |= (least == 0);
+    }} else {{
+        for (int64_t c = 0; c < n_chunks && !found; c++) {{
+            const int64_t i = owner[c], hi = first[c] + chunk < numels[i] ? first[c] + chunk : numels[i];
+            found |= nonfinite_in_{name}(ptrs[i], first[c], hi);
+        }}
     }}
     free(owner); free(first);
     return found;
@@ -69,7 +76,7 @@ def _load() -> dict | None:
         if _functions is None and not _unavailable:
             body = "\n".join(FUNCTION.format(name=str(d).split(".")[1], ctype=c, mask=m) for d, (c, m) in MASKS.items())
             try:
-                lib = build.load_library(SOURCE.format(functions=body))
+                lib = build.load_library(SOURCE.format(chunks=C_CHUNKS, functions=body))
             except build.BuildError as e:
                 build.warn_once(e)
                 _unavailable = True
@@ -83,7 +90,7 @@ def _load() -> dict | None:
     return _functions
 
 
-def all_finite(grads: list[torch.Tensor], threads: int = 1) -> bool:
+def all_finite(grads: list[torch.Tensor]) -> bool:
     """True when every element of every gradient is finite (sparse gradients: their values)."""
     grads = [g.coalesce()._values() if g.is_sparse else g for g in grads]
     grads = [g.to_local() if hasattr(g, "to_local") else g for g in grads]
@@ -97,6 +104,6 @@ def all_finite(grads: list[torch.Tensor], threads: int = 1) -> bool:
     for dtype, group in by_dtype.items():
         numels = np.array([g.numel() for g in group], dtype=np.int64)
         ptrs = np.array([g.data_ptr() for g in group], dtype=np.int64)
-        if functions[dtype](len(group), numels.ctypes.data, ptrs.ctypes.data, threads, CHUNK):
+        if functions[dtype](len(group), numels.ctypes.data, ptrs.ctypes.data, cpu.threads(), CHUNK):
             return False
     return True

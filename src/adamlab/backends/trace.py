@@ -98,7 +98,7 @@ class Sym:
     def sqrt(self): return self._op("sqrt", self)
     def abs(self): return self._op("abs", self)
     def maximum(self, other): return self._op("max", self, other)
-    def select(self, if_true, if_false): return self._op("select", self, if_true, if_false)
+    def select(self, a, b): return self._op("select", self, a, b)  # self: a scalar condition (nonzero: a)
 
     def lerp(self, end, weight):
         """torch's CPU lerp: fma(w, b - a, a) for |w| < 0.5, else fma(w - 1, b - a, b).

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from ..algorithms import Algorithm
-from . import checkpoint, compiled, skipping
+from . import checkpoint, compiled, device, lowp, lowp_state, skipping
 from .counters import CounterBank, Counters, step_dtype
 from .slots import Stage
 
@@ -37,15 +37,39 @@ def state_dtype(param: torch.Tensor) -> torch.dtype:
 
 
 class Optimizer(torch.optim.Optimizer):
-    """Base of every adamlab optimizer; the algorithm lives in its record (:mod:`adamlab.algorithms`)."""
+    """Base of every adamlab optimizer; the algorithm lives in its record (:mod:`adamlab.algorithms`).
+
+    A subclass names its record (``algorithm=``), the defaults it changes
+    (``defaults=``) and the options it fixes (``fixed=``, e.g. AdamW's
+    ``decoupled_weight_decay=True``), and gets torch's constructor signature and
+    an ``Args:`` section listing every option with its default; see
+    docs/adding-an-optimizer.md. Only subclasses are constructed.
+
+    Args:
+        params (iterable): Tensors, (name, Tensor) pairs, or param-group dicts (a ``"params"``
+            entry plus options that override the defaults for that group), as torch.optim takes them.
+        **options: the record's options by name (each subclass's ``Args:`` lists them); an unknown
+            name raises TypeError, a value out of range ValueError naming the option. A subclass's
+            fixed options are not in its signature (passing one is a TypeError).
+    """
 
     algorithm: Algorithm
     _class_defaults: dict[str, Any] = {}
     _fixed: dict[str, Any] = {}
     # torch.amp.GradScaler hands fused-style optimizers grad_scale and found_inf (see _amp_inputs)
     _step_supports_amp_scaling = True
-    #: whether the last step() was skipped (GradScaler's overflow, or skip_nonfinite)
-    last_step_skipped = False
+    _last_step_skipped = False
+    _device_found_inf = None  # a device step's found_inf, read on the device by the kernel
+
+    @property
+    def last_step_skipped(self) -> bool:
+        """Whether the last step() was skipped (GradScaler's overflow, or skip_nonfinite): nothing was written.
+
+        After a device step under AMP this reads found_inf from the device (it waits for it).
+        """
+        if self._device_found_inf is not None:
+            return bool(self._device_found_inf.sum() != 0)
+        return self._last_step_skipped
 
     def __init_subclass__(cls, algorithm: Algorithm | None = None, defaults=None, fixed=None, **kw):
         super().__init_subclass__(**kw)
@@ -128,24 +152,31 @@ class Optimizer(torch.optim.Optimizer):
         """torch.compile runs this untraced at trace time (torch.optim's hook): see :mod:`.compiled`."""
         return compiled.init_group(self, group, gi, written, grads)
 
-    def _amp_inputs(self):
-        """(grad_scale or None, whether found_inf says to skip); set by torch.amp.GradScaler."""
+    def _amp_inputs(self, differentiable: bool = False):
+        """(grad_scale or None, whether found_inf says to skip, found_inf for the device); set by GradScaler.
+
+        When every group takes a device step (optim/device.py), found_inf is not read on the host: the
+        kernel skips and the device counters stay where they are, with no host sync.
+        """
         grad_scale, found_inf = getattr(self, "grad_scale", None), getattr(self, "found_inf", None)
+        if found_inf is not None and device.takes_found_inf(self, differentiable):
+            return grad_scale, False, found_inf
         skip = found_inf is not None and bool(found_inf.sum() != 0 if torch.is_tensor(found_inf) else found_inf)
-        return grad_scale, skip
+        return grad_scale, skip, None
 
     def _prepare(self, differentiable: bool) -> Stage | None:
-        self.last_step_skipped = False
-        grad_scale, overflow = self._amp_inputs()
+        self._last_step_skipped = False
+        grad_scale, overflow, found_inf = self._amp_inputs(differentiable)
+        self._device_found_inf = found_inf
         if overflow:
-            self.last_step_skipped = True
+            self._last_step_skipped = True
             return None  # GradScaler found an overflow: nothing is written and the step is not counted
         guarded = skipping.enabled(self)
         if guarded and not skipping.gradients_are_finite(self):
             skipping.record_skip(self)
-            self.last_step_skipped = True
+            self._last_step_skipped = True
             return None
-        stage = Stage(self, priming=self._is_priming())
+        stage = Stage(self, found_inf, priming=self._is_priming())
         for gi, group in enumerate(self.param_groups):
             stage.add_group(gi, group, grad_scale, differentiable)
         if guarded:
@@ -170,20 +201,33 @@ class Optimizer(torch.optim.Optimizer):
             value = group[key] if key else 0
             if key and p.is_complex():
                 value = complex(value, value)
-            out[name] = torch.full_like(p, value, dtype=state_dtype(p), memory_format=torch.preserve_format)
+            out[name] = torch.full_like(p, value, dtype=lowp.state_dtype(group, p), memory_format=torch.preserve_format)
         return out
 
     # ------------------------------------------------------------ checkpoints
 
     def state_dict(self) -> dict[str, Any]:
-        return checkpoint.hide_beyond_torch(self, super().state_dict())
+        return lowp_state.add_format(self, checkpoint.hide_beyond_torch(self, super().state_dict()))
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """torch's loader, after checks torch skips, keeping fp32 moments for half params."""
+        """torch's loader, after checks torch skips, keeping fp32 moments for half params.
+
+        The state is converted to this optimizer's storage (its groups' state_precision,
+        param_update and rounding_seed stay as they are, whatever the checkpoint says).
+        """
+        lowp_state.read_format(state_dict)
         checkpoint.check_state_dict(self, state_dict)
+        storage = [{k: g[k] for k in lowp_state.STORAGE_OPTIONS if k in g} for g in self.param_groups]
         super().load_state_dict(state_dict)
         self._reset_caches()  # they point at the replaced state tensors
+        for group, kept in zip(self.param_groups, storage):
+            group.update(kept)
         checkpoint.restore_state_dtypes(self, state_dict, state_dtype)
+        lowp_state.restore(self, state_dict)
+
+    def memory_report(self) -> dict[str, Any]:
+        """Optimizer-state bytes per param, measured from the state tensors (see docs/low_precision.md)."""
+        return lowp_state.memory_report(self)
 
 
 _FRESH = Counters({"step": 1}, torch.float32)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from . import lowp_state
+
 
 def fill_defaults(opt) -> None:
     """Fill the options a saved group may lack: those torch added later (as its __setstate__ does) and ours."""
@@ -67,13 +69,14 @@ def check_state_dict(opt, state_dict: dict) -> None:
                 if key in opt.algorithm.counters:
                     if torch.is_tensor(value) and value.numel() != 1:
                         raise ValueError(f"param group {gi}, param {pi}: '{key}' must be a scalar")
-                elif torch.is_tensor(value) and not value.is_sparse and value.shape != p.shape:
+                elif torch.is_tensor(value) and not value.is_sparse and value.shape != p.shape and not \
+                        lowp_state.is_block_or_scalar_key(key):
                     raise ValueError(
                         f"param group {gi}, param {pi}: state '{key}' has shape "
                         f"{tuple(value.shape)}, the param has shape {tuple(p.shape)}"
                     )
             if state:
-                missing = [k for k in required_state(opt, options, state) if k not in state]
+                missing = [k for k in required_state(opt, options, state) if not lowp_state.present(state, k)]
                 if missing:
                     raise ValueError(f"param group {gi}, param {pi}: saved state lacks {missing}")
 
@@ -88,5 +91,7 @@ def restore_state_dtypes(opt, state_dict: dict, state_dtype) -> None:
                 continue
             if key in opt.algorithm.counters:  # counters keep their own dtype, as torch keeps 'step'
                 opt.state[p][key] = value.clone()
+            elif lowp_state.is_block_or_scalar_key(key):  # block scales keep fp32, whatever the param
+                opt.state[p][key] = value.to(device=p.device).clone()
             else:
                 opt.state[p][key] = value.to(device=p.device, dtype=state_dtype(p)).clone()

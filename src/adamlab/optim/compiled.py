@@ -16,8 +16,10 @@
 
 Steps it does not trace run the eager step behind a graph break (so ``fullgraph=True`` refuses them):
 ``differentiable=True``, sparse gradients, complex or DTensor params, a param listed twice, GradScaler's
-inputs, ``skip_nonfinite``, DCP's priming step, and the first step of a record whose first update differs
-(SGD with momentum starts its buffer at g). Once that step has run, the next call traces the graph.
+inputs, ``skip_nonfinite``, low-precision state or param updates (``state_precision``, ``param_update``),
+device steps (the Triton backend's capturable or device-lr steps), DCP's priming step, and the first step
+of a record whose first update differs (SGD with momentum starts its buffer at g). Once that step has run,
+the next call traces the graph.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch
 
 from ..backends import dispatch, ops
 from ..backends.dispatch import Bucket
+from . import device, lowp
 from .counters import Counters
 from .slots import Stage, _check_arrays
 
@@ -68,7 +71,7 @@ class _TraceStage(Stage):
         super().__init__(opt, priming=True)  # apply() then installs state and moves nothing
         self.unsupported = False
 
-    def _add_bucket(self, gi, group, plan, params, grads, differentiable, states=None) -> None:
+    def _add_bucket(self, gi, group, plan, params, grads, differentiable, states=None, **_) -> None:
         names = plan.config.state_names()
         states = [self.state_of(p) for p in params] if states is None else states
         flat = self._flat_arrays(group, plan, params, grads, states, names, {})
@@ -86,6 +89,7 @@ def _untraceable(opt, group, params) -> bool:
     return (
         bool(group.get("differentiable")) or bool(group.get("skip_nonfinite"))
         or grad_scale is not None or found_inf is not None
+        or lowp.active(group) or device.wanted(group, params, None, False)
         or any(p.is_complex() or hasattr(p, "to_local") for p in params)
     )
 
@@ -106,7 +110,7 @@ def init_group(opt, group: dict, gi: int, written: list, grads: list) -> tuple:
     """
     record = opt.algorithm
     if gi == 0:  # Dynamo drops attribute stores on an optimizer in traced code: they are made here
-        opt._opt_called, opt.last_step_skipped = True, False
+        opt._opt_called, opt._last_step_skipped, opt._device_found_inf = True, False, None
     params = [p for p in group["params"] if p.grad is not None]
     if not params:
         return "", ()

@@ -68,6 +68,59 @@ class Bank:
                     row[positions] = value
 
 
+class DeviceBank(Bank):
+    """A bank kept on the params' device and advanced there, for device steps: never read on the host.
+
+    ``skip`` is AMP's found_inf of the step being applied: a step it flags
+    is not counted, and the other counters keep their values.
+    """
+
+    skip: torch.Tensor | None = None
+
+    def rows(self):
+        raise RuntimeError("a device step's counters are not read on the host")
+
+    def index(self, positions: list[int]) -> torch.Tensor:
+        """Some of the params' positions, on the device: uploaded once, then reused (so CUDA graphs can replay)."""
+        cache = self.__dict__.setdefault("_indices", {})
+        key = tuple(positions)
+        if key not in cache:
+            cache[key] = torch.tensor(positions, device=self.buffer.device)
+        return cache[key]
+
+    def advance(self, index_updates: list[tuple[list[int], dict]]) -> None:
+        if not self.names:
+            return
+        skipped = None if self.skip is None else self.skip.reshape(-1)[:1].to(self.buffer.device) != 0
+        self.buffer[0] += 1 if skipped is None else (~skipped).to(self.buffer.dtype)
+        for positions, values in index_updates:
+            index = None if len(positions) == self.buffer.shape[1] else self.index(positions)
+            for name, value in values.items():
+                row = self.buffer[self.names.index(name)]
+                old = row if index is None else row.index_select(0, index)
+                new = value.to(row.dtype) if isinstance(value, torch.Tensor) else torch.full_like(old, value)
+                new = new if skipped is None else torch.where(skipped, old, new)
+                if index is None:
+                    row.copy_(new)
+                else:
+                    row.index_copy_(0, index, new)
+
+
+def _device_buffer(states, names, start: dict, dtype, device) -> torch.Tensor:
+    """The counters of ``states`` as a (len(names), n) buffer on ``device``, without reading device values."""
+    rows = []
+    for name in names:
+        values = [state.get(name, start[name]) for state in states]
+        if all(not isinstance(v, torch.Tensor) or v.is_cpu for v in values):
+            rows.append(torch.tensor([_number(v) for v in values], dtype=dtype).to(device))
+        else:
+            rows.append(torch.stack([torch.as_tensor(v, dtype=dtype, device=device).reshape(()) for v in values]))
+    return torch.stack(rows) if rows else torch.zeros(0, len(states), dtype=dtype, device=device)
+
+
+CACHED = 1024  # banks (and bucket memos) kept: enough for one per group, bounded if param sets keep changing
+
+
 class CounterBank:
     """The optimizer's banks, keyed by the identity of the params they count."""
 
@@ -82,19 +135,25 @@ class CounterBank:
         self.traced[gi] = bank
         self._traced_ids[gi] = frozenset(map(id, params))
 
-    def bank(self, params, states, names, start: dict, dtype: torch.dtype) -> Bank:
+    def bank(self, params, states, names, start: dict, dtype: torch.dtype, device: torch.device | None = None) -> Bank:
+        """The bank of these params; on ``device`` (a :class:`DeviceBank`) for device steps."""
         key = tuple(map(id, params))
         bank = self._banks.get(key)
-        if bank is not None and bank.buffer.dtype == dtype:
+        on_device = isinstance(bank, DeviceBank) and bank.buffer.device == device
+        if bank is not None and bank.buffer.dtype == dtype and on_device == (device is not None):
             current = [state.get(name) for name in names for state in states]
             if all(map(operator.is_, current, bank.flat_views)):
                 return bank
-        if len(self._banks) > 8:  # the set of params with grads keeps changing
+        if len(self._banks) > CACHED:  # the set of params with grads keeps changing
             self._banks.clear()
         for state in states:
             missing = [name for name in names if name not in state]
             if state and missing:  # moments without their step would restart bias correction silently
                 raise KeyError(f"a param's state has {sorted(state)} but lacks {missing}")
+        if device is not None:
+            bank = DeviceBank(names, _device_buffer(states, names, start, dtype, device), installed=False)
+            self._banks[key] = bank
+            return bank
         values = [[_number(state.get(name, start[name])) for state in states] for name in names]
         bank = Bank(names, torch.tensor(values, dtype=dtype).reshape(len(names), len(params)), installed=False)
         self._banks[key] = bank

@@ -29,7 +29,7 @@ def enabled(opt) -> bool:
 
 def gradients_are_finite(opt) -> bool:
     grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
-    ok = finite.all_finite(grads, threads=torch.get_num_threads())
+    ok = finite.all_finite(grads)
     params = [p for g in opt.param_groups for p in g["params"]]
     if any(hasattr(p, "to_local") for p in params) and torch.distributed.is_initialized():
         flag = torch.tensor([0 if ok else 1], device=params[0].to_local().device)

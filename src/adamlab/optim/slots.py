@@ -15,7 +15,8 @@ import torch
 
 from .. import backends
 from ..backends.dispatch import Bucket
-from .counters import Counters
+from . import device, lowp, lowp_state, lowp_step
+from .counters import CACHED, Counters
 
 
 def real_local(t: torch.Tensor) -> torch.Tensor:
@@ -28,11 +29,13 @@ def real_local(t: torch.Tensor) -> torch.Tensor:
 class Stage:
     """The writes of one step, ready to apply."""
 
-    def __init__(self, opt, priming: bool = False):
+    def __init__(self, opt, found_inf=None, priming: bool = False):
         self.opt = opt
+        self.found_inf = found_inf  # AMP's flag when device steps read it on the device; else None
         self.priming = priming  # create the state only: no update runs, no counter moves
         self.runs: list = []  # callables that write, in order
         self.installs: list = []  # (state dict, {name: staged tensor})
+        self.replacements: list = []  # (state dict, its whole new content): state converted to another format
         self.banks: list = []  # (bank, states, per-bucket counter updates)
         self.adopt: list = []  # (param, new state dict): entered into the state only if it holds something
         self.after: list = []  # callables run once the step is applied
@@ -46,6 +49,9 @@ class Stage:
         return state
 
     def apply(self) -> None:
+        for state, content in self.replacements:
+            state.clear()
+            state.update(content)
         for state, staged in self.installs:
             state.update(staged)
         for bank, states, _ in self.banks:
@@ -82,12 +88,18 @@ class Stage:
             self._add_sparse(group, sparse)
         if not params:
             return
+        if not differentiable and len(set(map(id, params))) == len(params) and device.wanted(
+                group, params, self.found_inf, differentiable):
+            device.add_group(self, gi, group, params, grads, grad_scale, self.found_inf)
+            return
         if group.get("capturable"):
             _check_capturable_devices(params)
         if differentiable or len(set(map(id, params))) != len(params):
             self._add_sequential(gi, group, params, grads, grad_scale, differentiable)
             return
-        states = [self.state_of(p) for p in params]
+        states = list(map(opt.state.get, params))  # a plain lookup: a defaultdict would create entries
+        if not all(map(_IS_NOT_NONE, states)):
+            states = [self.state_of(p) for p in params]
         fresh = [not s for s in states]
         dtype = opt._counter_dtype(group)
         bank = opt._counters.bank(params, states, record.counters, record.counter_start, dtype)
@@ -120,21 +132,35 @@ class Stage:
 
             plan = replace(plan, config=replace(plan.config, unscale=True),
                            scalars={**plan.scalars, "grad_scale": grad_scale})
-        return plan
+        return lowp.with_rounding_step(group, counters, plan)
 
-    def _add_bucket(self, gi, group, plan, params, grads, differentiable, states=None) -> None:
+    def _add_bucket(self, gi, group, plan, params, grads, differentiable, states=None, device_step=False,
+                    found_inf=None) -> None:
+        """One bucket's arrays checked and its backend readied (a device step keeps its scalars as tensors)."""
         opt, cfg = self.opt, plan.config
         names = cfg.state_names()
-        memo = opt._memo.setdefault((tuple(map(id, params)), names), {})
+        if len(opt._memo) > CACHED:
+            opt._memo.clear()
         states = [self.state_of(p) for p in params] if states is None else states
+        if lowp.active(group):
+            lowp_step.add(self, gi, group, plan, params, grads, differentiable, states, device_step, found_inf)
+            return
+        memo = opt._memo.setdefault((tuple(map(id, params)), names, group.get("state_precision")), {})
         flat = self._flat_arrays(group, plan, params, grads, states, names, memo)
-        bucket = Bucket(cfg, None, flat, 2 + len(names), memo)
+        bucket = Bucket(cfg, None, flat, 2 + len(names), memo, found_inf)
+        self._ready(gi, group, plan, bucket, differentiable, params[0].device, device_step=device_step)
+
+    def _ready(self, gi, group, plan, bucket, differentiable, device, lay=None, device_step=False) -> None:
+        memo, names = bucket.memo, plan.config.state_names()
         if memo.get("signature") != bucket.signature():
-            _check_arrays(gi, names, bucket.slots)  # only when an array changed since it was last checked
+            if lay is None:  # only when an array changed since it was last checked
+                _check_arrays(gi, names, bucket.slots, lambda p: lowp.state_dtype(group, p))
+            else:
+                for slot in bucket.slots:
+                    lowp.check_slot(gi, lay, slot)
             memo["signature"] = bucket.signature()
-        device = params[0].device
         backend = backends.dispatch.choose(group.get("backend"), group.get("fused"), differentiable, device)
-        scalars = plan.scalars if differentiable else {k: _float(v) for k, v in plan.scalars.items()}
+        scalars = plan.scalars if differentiable or device_step else {k: _float(v) for k, v in plan.scalars.items()}
         bucket.scalars = SimpleNamespace(**scalars)
         self.runs.append(backends.prepare(bucket, backend, required=bool(group.get("fused")),
                                           differentiable=differentiable))
@@ -158,6 +184,10 @@ class Stage:
         flat, arrays = [], []
         for p, g, state in zip(params, grads, states):
             missing = [n for n in names if n not in state]
+            if state and lowp_state.needs_conversion(opt, group, p, state, names) and (
+                    any(lowp_state.present(state, n) for n in missing) or not missing):
+                state = lowp_step.replace(self, state, lowp_state.convert(opt, group, p, state, 0))  # format changed
+                missing = []
             if missing:
                 if state:  # a started state lacking a key: torch raises KeyError rather than restart it
                     raise KeyError(f"a param's state has {sorted(state)} but lacks {missing}")
@@ -203,6 +233,7 @@ class Stage:
 
     def _add_sparse(self, group, pairs) -> None:
         opt, record = self.opt, self.opt.algorithm
+        lowp.check_sparse(group)
         if record.sparse_check is not None:
             record.sparse_check(group)
         dtype = opt._counter_dtype(group)
@@ -254,7 +285,7 @@ def _float(x) -> float:
     return float(x.detach()) if torch.is_tensor(x) else float(x)
 
 
-def _check_arrays(gi: int, names, slots) -> None:
+def _check_arrays(gi: int, names, slots, state_dtype=None) -> None:
     """Every array must match its param's element count and the dtypes the update expects."""
     for slot in slots:
         n, dtype = slot[0].numel(), slot[0].dtype
@@ -263,7 +294,8 @@ def _check_arrays(gi: int, names, slots) -> None:
                 f"param group {gi}: a gradient of shape {tuple(slot[1].shape)} and dtype {slot[1].dtype} "
                 f"does not match its param of shape {tuple(slot[0].shape)} and dtype {dtype}"
             )
-        want = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+        want = state_dtype(slot[0]) if state_dtype is not None else (
+            torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype)
         for name, a in zip(names, slot[2:]):
             if a.numel() != n or a.dtype != want:
                 raise RuntimeError(

@@ -11,9 +11,17 @@ MAX_POINTS = 10_000
 def plot(schedule, total_steps, path=None, ax=None):
     """Draw ``schedule(s)`` for s = 0 .. total_steps-1 and return the figure.
 
-    ``ax``: an existing matplotlib Axes to draw into (a new figure otherwise).
-    ``path``: where to save the figure (any format matplotlib knows).
     No pyplot: the figure is not registered globally, and saving uses Agg.
+    Needs matplotlib (the ``lab`` extra).
+
+    Args:
+        schedule (callable): step -> lr multiplier, such as any schedule here.
+        total_steps (int): how many steps to draw, in [1, inf); past 10,000, that many evenly spaced steps.
+        path (str or os.PathLike, default None): where to save the figure (any format matplotlib knows).
+        ax (matplotlib.axes.Axes, default None): an existing Axes to draw into (a new figure otherwise).
+
+    Returns:
+        matplotlib.figure.Figure: the figure drawn into (``ax.figure`` when ``ax`` is given).
     """
     total = check_steps("total_steps", total_steps, low=1)
     try:

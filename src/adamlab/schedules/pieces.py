@@ -70,7 +70,11 @@ def _store(obj, name: str, value) -> None:
 @kind
 @dataclass(frozen=True)
 class Constant:
-    """The same multiplier at every step."""
+    """The same multiplier at every step.
+
+    Args:
+        value (float, default 1.0): the multiplier, in [0, inf).
+    """
 
     value: float = 1.0
 
@@ -85,7 +89,11 @@ class Constant:
 @kind
 @dataclass(frozen=True)
 class LinearWarmup:
-    """(s+1)/steps while s < steps, then 1: the first step runs at lr/steps, never at 0."""
+    """(s+1)/steps while s < steps, then 1: the first step runs at lr/steps, never at 0.
+
+    Args:
+        steps (int): warmup length, in [0, inf) (errors call it ``warmup_steps``); 0 gives 1 throughout.
+    """
 
     steps: int
 
@@ -100,7 +108,11 @@ class LinearWarmup:
 @kind
 @dataclass(frozen=True)
 class ExponentialWarmup:
-    """1 - exp(-rate*(s+1)), Ma & Yarats' exponential rule with rate = 1 - beta2; tends to 1."""
+    """1 - exp(-rate*(s+1)), Ma & Yarats' exponential rule with rate = 1 - beta2; tends to 1.
+
+    Args:
+        rate (float): 1 - beta2 in Ma & Yarats (2021), in (0, inf).
+    """
 
     rate: float
 
@@ -123,7 +135,13 @@ SHAPES = {
 @kind
 @dataclass(frozen=True)
 class Decay:
-    """min_ratio + (1 - min_ratio)*shape(s/steps): 1 at s = 0, min_ratio from s = steps on."""
+    """min_ratio + (1 - min_ratio)*shape(s/steps): 1 at s = 0, min_ratio from s = steps on.
+
+    Args:
+        steps (int): decay length, in [0, inf) (errors call it ``decay_steps``).
+        min_ratio (float, default 0.0): the final multiplier, in [0, 1].
+        shape (str, default "cosine"): "cosine" (half a cosine), "linear" or "1-sqrt" (Hägele et al. 2024).
+    """
 
     steps: int
     min_ratio: float = 0.0
@@ -145,7 +163,11 @@ class Decay:
 @kind
 @dataclass(frozen=True)
 class InverseSqrt:
-    """1/sqrt(1 + s/timescale): 1 at s = 0, 1/2 at s = 3*timescale."""
+    """1/sqrt(1 + s/timescale): 1 at s = 0, 1/2 at s = 3*timescale.
+
+    Args:
+        timescale (float): in steps, in (0, inf).
+    """
 
     timescale: float
 
@@ -187,6 +209,11 @@ class Join:
     """Schedules in sequence, like optax.join_schedules.
 
     Piece i takes over at boundaries[i-1] and counts its own steps from 0 there.
+    Build one with :meth:`Join.of` (or :func:`adamlab.schedules.join`) from schedules.
+
+    Args:
+        pieces (tuple): the schedules' specs, ``(class name, field values)`` pairs, in order.
+        boundaries (tuple of int): non-decreasing steps in [0, inf), one fewer than ``pieces``.
     """
 
     pieces: tuple
@@ -194,6 +221,7 @@ class Join:
 
     @classmethod
     def of(cls, schedules, boundaries) -> Join:
+        """The Join of adamlab schedules (a sequence) switching at ``boundaries`` (ints)."""
         return cls(tuple(spec(s) for s in schedules), tuple(boundaries))
 
     def __post_init__(self):
@@ -221,12 +249,19 @@ class Join:
 @kind
 @dataclass(frozen=True, repr=False)
 class Product:
-    """Schedules multiplied at the same step, e.g. an exponential warmup times a decay."""
+    """Schedules multiplied at the same step, e.g. an exponential warmup times a decay.
+
+    Build one with :meth:`Product.of` (or :func:`adamlab.schedules.product`) from schedules.
+
+    Args:
+        pieces (tuple): the schedules' specs, ``(class name, field values)`` pairs; at least one.
+    """
 
     pieces: tuple
 
     @classmethod
     def of(cls, schedules) -> Product:
+        """The Product of adamlab schedules (a non-empty sequence)."""
         return cls(tuple(spec(s) for s in schedules))
 
     def __post_init__(self):

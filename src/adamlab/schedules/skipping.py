@@ -11,6 +11,10 @@ class SkipAware:
     optimizer's ``last_step_skipped`` (set by every adamlab optimizer) and does
     nothing after a skipped step. Everything else (``state_dict``,
     ``get_last_lr``, ...) is the wrapped scheduler's.
+
+    Args:
+        scheduler (torch.optim.lr_scheduler.LRScheduler): the scheduler to wrap; its ``optimizer``
+            is read (an optimizer without ``last_step_skipped`` counts every step as applied).
     """
 
     def __init__(self, scheduler):

@@ -28,12 +28,26 @@ def untuned_warmup_steps(beta2: float) -> int:
     """2/(1-beta2) rounded to an int: 2000 for beta2 = 0.999, 200 for 0.99.
 
     Rounded rather than truncated: 2/(1-0.999) is 1999.99... in floating point.
+    The untuned linear warmup of Ma & Yarats (2021).
+
+    Args:
+        beta2 (float): Adam's second-moment decay rate, in (0, 1).
+
+    Returns:
+        int: the warmup length in optimizer steps.
     """
     return round(2.0 / (1.0 - check_beta2(beta2)))
 
 
 def beta2_of(optimizer) -> float:
-    """betas[1] of an Adam-family optimizer, refused if its param groups disagree."""
+    """betas[1] of an Adam-family optimizer, refused if its param groups disagree.
+
+    Args:
+        optimizer (torch.optim.Optimizer): one with ``betas`` in every param group (adamlab's or torch's).
+
+    Returns:
+        float: the groups' common beta2.
+    """
     groups = getattr(optimizer, "param_groups", None)
     if not groups or any("betas" not in g for g in groups):
         raise ValueError(

@@ -1,0 +1,5 @@
+"""Claim 3: see claim.py."""
+
+from .claim import CLAIM
+
+__all__ = ["CLAIM"]
