@@ -155,7 +155,8 @@ def test_the_schedule_figure_shows_its_warmup():
 
 @pytest.mark.parametrize(
     "args, words",
-    [(["--cases", "a,d"], ["--cases", "d"]), (["--variants", "adamw,lion"], ["--variants", "lion"]),
+    [(["--cases", "a,d"], ["--cases", "d"]), (["--sections", "step,speed"], ["--sections", "speed"]),
+     (["--variants", "adamw,lion"], ["--variants", "lion"]),
      (["--repeats", "0"], ["--repeats", "0"])],
 )
 def test_bad_bench_arguments_name_their_flag(args, words):
@@ -163,7 +164,7 @@ def test_bad_bench_arguments_name_their_flag(args, words):
 
 
 def test_quick_bench_prints_the_cases_it_ran_in_plain_text():
-    result = run_cli("bench", "--quick", "--cases", "c", "--variants", "adamw", "--repeats", "2")
+    result = run_cli("bench", "--quick", "--sections", "step", "--cases", "c", "--variants", "adamw", "--repeats", "2")
     assert result.returncode == 0, result.stderr
     assert "\x1b" not in result.stdout and "\r" not in result.stdout
     assert "case c: many small tensors of 1k-20k elements: 500 tensors" in result.stdout  # quick's, not full's

@@ -1,4 +1,10 @@
-"""``adamlab bench``: optimizer-step throughput, side by side with torch, against the step's own memory ceiling.
+"""``adamlab bench``: the optimizer step measured side by side with torch, in sections.
+
+* ``step``: throughput against torch's loop, foreach and fused AdamW and the step's own memory ceiling;
+* ``memory``: bf16 and 8-bit state, bytes per param and throughput (:mod:`.memory`);
+* ``host``: the host work of a step on 2000 tiny tensors, the per-step array check included (:mod:`.host`);
+* ``safety``: what ``skip_nonfinite=True`` adds to a step (:mod:`.safety`);
+* ``monitor``: what an attached :class:`adamlab.Monitor` adds (:mod:`adamlab.monitor.bench`).
 
 Needs only torch and a C compiler. Run ``adamlab bench --help``, or
 ``python benchmarks/bench_step.py``; timings come from medians of contenders
@@ -13,11 +19,13 @@ import json
 # the names only (cases.py holds what they mean), so that building the command line imports no torch
 CASE_KEYS = ("a", "b", "c")
 VARIANTS = ("adamw", "amsgrad", "bf16", "no-bc")
+SECTIONS = ("step", "memory", "host", "safety", "monitor")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"which sections, from {','.join(SECTIONS)}")
     parser.add_argument("--cases", default=",".join(CASE_KEYS),
-                        help="which cases: a (one large tensor), b (GPT-2 layout), c (many small tensors)")
+                        help="step section's cases: a (one large tensor), b (GPT-2 layout), c (many small tensors)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"from {','.join(VARIANTS)}")
     parser.add_argument("--repeats", type=int, default=10, help="timed steps per contender, >= 1 (median reported)")
     parser.add_argument("--quick", action="store_true", help="smaller tensors, at most 5 repeats, no first-step timing")
@@ -33,25 +41,69 @@ def _listed(text: str, known, flag: str) -> list[str]:
 
 
 def check_arguments(args) -> None:
-    """ValueError naming the flag for any bad argument; turns --cases and --variants into lists."""
-    args.cases = _listed(args.cases, CASE_KEYS, "--cases") if isinstance(args.cases, str) else args.cases
-    args.variants = _listed(args.variants, VARIANTS, "--variants") if isinstance(args.variants, str) \
-        else args.variants
+    """ValueError naming the flag for any bad argument; turns --sections, --cases and --variants into lists."""
+    for attr, known in (("sections", SECTIONS), ("cases", CASE_KEYS), ("variants", VARIANTS)):
+        if isinstance(getattr(args, attr), str):
+            setattr(args, attr, _listed(getattr(args, attr), known, f"--{attr}"))
     if args.repeats < 1:
         raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
 
 
 def run(args) -> int:
-    from .cases import cases
-    from .measure import measure
-    from .text import progress_line, report_lines
+    from .text import progress_line
 
     check_arguments(args)
     repeats = min(args.repeats, 5) if args.quick else args.repeats
-    chosen = [cases(args.quick)[key] for key in args.cases]
-    report = measure(chosen, args.variants, repeats, args.quick, None if args.json else progress_line())
-    print(json.dumps(report, indent=2) if args.json else "\n".join(report_lines(report)))
+    progress = None if args.json else progress_line()
+    reports = {}
+    for name in args.sections:
+        report, lines = SECTION_RUNNERS[name](args, repeats, progress)
+        reports[name] = report
+        if not args.json:
+            print("\n".join(lines) + "\n", flush=True)
+    if args.json:
+        print(json.dumps(reports, indent=2))
     return 0
+
+
+def _step(args, repeats, progress):
+    from .cases import cases
+    from .measure import measure
+    from .text import report_lines
+
+    report = measure([cases(args.quick)[key] for key in args.cases], args.variants, repeats, args.quick, progress)
+    return report, report_lines(report)
+
+
+def _memory(args, repeats, progress):
+    from . import memory
+
+    report = memory.measure(args.quick, repeats)
+    return report, memory.report_lines(report)
+
+
+def _host(args, repeats, progress):
+    from . import host
+
+    report = host.measure(10 if args.quick else 50, 500 if args.quick else host.TENSORS)
+    return report, host.report_lines(report)
+
+
+def _safety(args, repeats, progress):
+    from . import safety
+
+    report = safety.measure(8 << 20 if args.quick else 32 << 20, 5 if args.quick else 15)
+    return report, safety.report_lines(report)
+
+
+def _monitor(args, repeats, progress):
+    from adamlab.monitor import bench
+
+    rows = bench.overhead(args.quick, 5 if args.quick else None)
+    return rows, [bench.table(rows)]
+
+
+SECTION_RUNNERS = {"step": _step, "memory": _memory, "host": _host, "safety": _safety, "monitor": _monitor}
 
 
 def main(argv: list[str] | None = None) -> int:
