@@ -11,7 +11,7 @@ import inspect
 
 import pytest
 import torch
-from cases import BACKENDS, INFOS, TORCH_CASES, lr_multiplier, params, rel_diff, set_lr, through_bytes
+from cases import BACKENDS, INFOS, TORCH_CASES, lr_multiplier, params, rel_diff, set_lr, through_bytes, tiered
 
 import adamlab
 
@@ -138,7 +138,7 @@ COMPLEX_TOLERANCE = {torch.complex128: 1e-10, torch.complex64: 2e-5}
 
 @pytest.mark.parametrize("dtype", list(COMPLEX_TOLERANCE), ids=["c128", "c64"])
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("case", params(TORCH_CASES))
+@pytest.mark.parametrize("case", tiered(TORCH_CASES))
 def test_complex_params_follow_torch(case, backend, dtype):
     """torch updates a complex param as its pairs of reals (view_as_real); so must every path."""
     expected, theirs = complex_run(case.make_torch, dtype)
