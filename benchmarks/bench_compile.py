@@ -1,6 +1,6 @@
 """Compiled optimizer steps, adamlab's beside torch.optim's, eager and compiled, under a LambdaLR schedule.
 
-Same as `adamlab bench --compile`; run `python benchmarks/bench_compile.py --help`.
+Same as `adamlab bench --sections compile`; run `python benchmarks/bench_compile.py --help`.
 """
 
 import sys
@@ -8,4 +8,4 @@ import sys
 from adamlab.bench import main
 
 if __name__ == "__main__":
-    sys.exit(main(["--compile", *sys.argv[1:]]))
+    sys.exit(main(["--sections", "compile", *sys.argv[1:]]))

@@ -155,15 +155,16 @@ def test_the_schedule_figure_shows_its_warmup():
 
 @pytest.mark.parametrize(
     "args, words",
-    [(["--cases", "a,d"], ["--cases", "d"]), (["--variants", "adamw,lion"], ["--variants", "lion"]),
-     (["--repeats", "0"], ["--repeats", "0"]), (["--compile", "--layouts", "mlp,vit"], ["--layouts", "vit"])],
+    [(["--cases", "a,d"], ["--cases", "d"]), (["--sections", "step,speed"], ["--sections", "speed"]),
+     (["--variants", "adamw,lion"], ["--variants", "lion"]),
+     (["--repeats", "0"], ["--repeats", "0"]), (["--layouts", "mlp,vit"], ["--layouts", "vit"])],
 )
 def test_bad_bench_arguments_name_their_flag(args, words):
     one_line_error(run_cli("bench", *args), *words)
 
 
 def test_quick_bench_prints_the_cases_it_ran_in_plain_text():
-    result = run_cli("bench", "--quick", "--cases", "c", "--variants", "adamw", "--repeats", "2")
+    result = run_cli("bench", "--quick", "--sections", "step", "--cases", "c", "--variants", "adamw", "--repeats", "2")
     assert result.returncode == 0, result.stderr
     assert "\x1b" not in result.stdout and "\r" not in result.stdout
     assert "case c: many small tensors of 1k-20k elements: 500 tensors" in result.stdout  # quick's, not full's
@@ -175,9 +176,9 @@ def test_quick_bench_prints_the_cases_it_ran_in_plain_text():
 
 @pytest.mark.slow  # compiles every contender with inductor: about a minute
 def test_compile_bench_runs_and_counts_what_dynamo_counts():
-    result = run_cli("bench", "--compile", "--layouts", "mlp", "--repeats", "2", "--json")
+    result = run_cli("bench", "--sections", "compile", "--layouts", "mlp", "--repeats", "2", "--json")
     assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    report = json.loads(result.stdout)["compile"]
     mlp = report["layouts"]["mlp"]
     assert set(mlp["contenders"]) == {"adamlab", "adamlab-compiled", "torch", "torch-compiled"}
     assert mlp["graph_breaks"]["adamlab-compiled"] == 0 and mlp["contenders"]["adamlab-compiled"]["compilations"] <= 2

@@ -14,13 +14,13 @@ Two measurements, both OpenMP C loops compiled like the step's own kernel:
 from __future__ import annotations
 
 import ctypes
-import statistics
-import time
 
 import numpy as np
 import torch
 
 from adamlab.backends.build import load_library  # the one import of the kernel builder
+
+from .timing import median_seconds
 
 SOURCE = r"""
 #include <stdint.h>
@@ -149,12 +149,7 @@ def last_level_cache_bytes() -> int:
 
 def _median_seconds(fn, args, repeats) -> float:
     fn(*args)  # first touch of every page
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn(*args)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return median_seconds(lambda: fn(*args), repeats)
 
 
 def stream_bandwidth(repeats: int = 10) -> dict:

@@ -1,4 +1,4 @@
-"""``adamlab bench --compile``: compiled optimizer steps, adamlab's beside torch.optim's, in one process.
+"""``adamlab bench --sections compile``: compiled optimizer steps, adamlab's beside torch.optim's, in one process.
 
 Four contenders step the same parameter tensors (each keeps its own state) under the same LambdaLR
 schedule, so the lr changes every step:
@@ -31,6 +31,7 @@ from torch.optim.lr_scheduler import LambdaLR
 import adamlab
 
 from .cases import gpt2_shapes, many_small_shapes
+from .timing import in_turn
 
 WARMUP = 3  # steps before timing: the first compile, the recompile that makes lr symbolic, one more
 TRAIN_STEPS = 12  # the compiled training step's first steps, compiles included
@@ -97,13 +98,8 @@ def time_steps(shapes, repeats: int) -> dict:
 
 def _alternate(runs: dict, repeats: int) -> dict:
     """Median ms of each (step, scheduler) pair, the contenders stepping in turn within each repeat."""
-    times = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, (step, sched) in runs.items():
-            t = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - t)
-            sched.step()
+    times = in_turn({name: step for name, (step, _) in runs.items()}, repeats,
+                    advance=lambda: [sched.step() for _, sched in runs.values()])
     return {name: statistics.median(ts) * 1e3 for name, ts in times.items()}
 
 

@@ -19,6 +19,7 @@ import torch
 
 from .cases import BYTES_PER_PARAM, VARIANTS, Case, contenders
 from .ceiling import stream_bandwidth
+from .timing import in_turn
 
 
 def time_case(case: Case, variant_name: str, repeats: int, advance=lambda: None) -> dict:
@@ -33,13 +34,7 @@ def time_case(case: Case, variant_name: str, repeats: int, advance=lambda: None)
         t = time.perf_counter()
         s.step()
         first[name] = time.perf_counter() - t
-    times = {name: [] for name in steppers}
-    for _ in range(repeats):
-        for name, s in steppers.items():
-            t = time.perf_counter()
-            s.step()
-            times[name].append(time.perf_counter() - t)
-        advance()
+    times = in_turn({name: s.step for name, s in steppers.items()}, repeats, advance)
     n = sum(p.numel() for p in params)
     ceiling = n / min(times.pop("ceiling")) / 1e6  # the fastest the memory delivered that traffic in this run
     mps = {name: n / statistics.median(ts) / 1e6 for name, ts in times.items()}
