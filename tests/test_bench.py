@@ -88,3 +88,38 @@ def test_the_table_prints_every_value_and_flags_a_row_over_the_ceiling():
     assert lines[-1] == "  case a: one large tensor: 1 tensors, 33.6M params"
     over = text.report_lines(report(1.06))
     assert any(line.startswith("warning: adamlab beat the measured ceiling in a/adamw") for line in over)
+
+
+def test_the_command_line_names_every_compile_layout():
+    import adamlab.bench
+    from adamlab.bench import compiled
+
+    assert adamlab.bench.COMPILE_LAYOUTS == tuple(compiled.LAYOUTS)
+    assert [len(shapes()) for _, shapes in compiled.LAYOUTS.values()] == [6, 2 + 12 * 2 + 2, 200]
+
+
+def compile_report() -> dict:
+    def contender(ms, compilations):
+        return {"warmup_s": 1.5, "step_ms": ms, "compilations": compilations}
+
+    layout = {"label": "MLP", "params": 90_000, "tensors": 6,
+              "graph_breaks": {"adamlab-compiled": 0, "torch-compiled": 2},
+              "contenders": {"adamlab": contender(0.2, 0), "adamlab-compiled": contender(0.1, 2),
+                             "torch": contender(0.4, 0), "torch-compiled": contender(0.5, 3)}}
+    return {"torch": "2.13.0", "threads": 2, "repeats": 30, "train_steps": 12, "layouts": {"mlp": layout},
+            "train_step": {"adamlab": {"first_steps_s": 3.0, "step_ms": 1.25}, "torch": {"first_steps_s": 2.0,
+                                                                                        "step_ms": 1.5}}}
+
+
+def test_the_compile_table_prints_every_value_and_each_ratio_to_its_own_eager_step():
+    from adamlab.bench.compiled import report_lines
+
+    lines = report_lines(compile_report())
+    table = lines[:lines.index("compiled training step (forward, backward, opt.step, zero_grad), MLP 64-256-10:")]
+    rows = {line.split()[0]: line.split()[1:] for line in table if line.startswith("  ") and len(line.split()) >= 5}
+    assert rows["adamlab-compiled"] == ["0.100", "2.00x", "1.50", "2", "0"]
+    assert rows["torch-compiled"] == ["0.500", "0.80x", "1.50", "3", "2"]
+    assert rows["torch"] == ["0.400", "1.00x", "1.50", "0"]
+    assert "  compiled adamlab vs compiled torch: 5.00x" in lines
+    assert lines[-2:] == ["  adamlab  first 12 steps: 3.00 s, then 1.250 ms per step",
+                          "  torch    first 12 steps: 2.00 s, then 1.500 ms per step"]

@@ -157,7 +157,7 @@ def test_the_schedule_figure_shows_its_warmup():
     "args, words",
     [(["--cases", "a,d"], ["--cases", "d"]), (["--sections", "step,speed"], ["--sections", "speed"]),
      (["--variants", "adamw,lion"], ["--variants", "lion"]),
-     (["--repeats", "0"], ["--repeats", "0"])],
+     (["--repeats", "0"], ["--repeats", "0"]), (["--layouts", "mlp,vit"], ["--layouts", "vit"])],
 )
 def test_bad_bench_arguments_name_their_flag(args, words):
     one_line_error(run_cli("bench", *args), *words)
@@ -172,6 +172,17 @@ def test_quick_bench_prints_the_cases_it_ran_in_plain_text():
     header = next(line for line in result.stdout.splitlines() if line.split()[:2] == ["case", "variant"])
     row = result.stdout.splitlines()[result.stdout.splitlines().index(header) + 1]
     assert row.split()[:4] == ["c", "adamw", f"{sum_quick_c() / 1e6:.1f}M", "500"]
+
+
+@pytest.mark.slow  # compiles every contender with inductor: about a minute
+def test_compile_bench_runs_and_counts_what_dynamo_counts():
+    result = run_cli("bench", "--sections", "compile", "--layouts", "mlp", "--repeats", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)["compile"]
+    mlp = report["layouts"]["mlp"]
+    assert set(mlp["contenders"]) == {"adamlab", "adamlab-compiled", "torch", "torch-compiled"}
+    assert mlp["graph_breaks"]["adamlab-compiled"] == 0 and mlp["contenders"]["adamlab-compiled"]["compilations"] <= 2
+    assert set(report["train_step"]) == {"adamlab", "torch"}
 
 
 def sum_quick_c() -> int:

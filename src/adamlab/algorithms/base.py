@@ -182,6 +182,13 @@ def _on_host(x) -> bool:
     return not isinstance(x, torch.Tensor) or x.device.type == "cpu"
 
 
+def _checkable(x) -> bool:
+    """Whether a check may read x now: not a device Tensor (it would wait for the device), nor a Tensor in a
+    traced step (it would break the graph; init_group checks the same plan untraced when the graph is traced).
+    """
+    return _on_host(x) and not (isinstance(x, torch.Tensor) and torch.compiler.is_compiling())
+
+
 def base_lr(group):
     """gamma_0 of the schedule multiplier lr/gamma_0: the lr the group was built with.
 
@@ -201,7 +208,7 @@ def decay_scalars(group, mode: str) -> dict:
         return {}
     by_schedule = group.get("decay_scale", "lr") == "schedule"
     if by_schedule:
-        if _is_zero(base_lr(group)) and _on_host(lr) and not _is_zero(lr):
+        if _is_zero(base_lr(group)) and _checkable(lr) and not _is_zero(lr):
             raise ValueError(
                 'decay_scale="schedule" divides lr by the group\'s base_lr, which is 0 (the optimizer was '
                 "built at lr 0): set group['base_lr'] to the lr the schedule multiplies, in (0, inf)"
@@ -209,7 +216,7 @@ def decay_scalars(group, mode: str) -> dict:
         factor = M.schedule_decay_factor(lr, base_lr(group), wd)
     else:
         factor = M.lr_decay_factor(lr, wd)
-    if _on_host(factor) and bool(factor < 0):  # a device Tensor lr is not read back to check it
+    if _checkable(factor) and bool(factor < 0):
         raise ValueError(
             f"decoupled decay factor {float(factor):.4g} < 0 would flip the weights' sign: weight_decay={wd} "
             f"times the {'schedule multiplier lr/base_lr' if by_schedule else 'lr'} "

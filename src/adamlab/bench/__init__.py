@@ -4,7 +4,9 @@
 * ``memory``: bf16 and 8-bit state, bytes per param and throughput (:mod:`.memory`);
 * ``host``: the host work of a step on 2000 tiny tensors, the per-step array check included (:mod:`.host`);
 * ``safety``: what ``skip_nonfinite=True`` adds to a step (:mod:`.safety`);
-* ``monitor``: what an attached :class:`adamlab.Monitor` adds (:mod:`adamlab.monitor.bench`).
+* ``monitor``: what an attached :class:`adamlab.Monitor` adds (:mod:`adamlab.monitor.bench`);
+* ``compile``: eager and ``torch.compile``'d steps of adamlab and torch under a LambdaLR schedule, compile
+  counts, graph breaks and a compiled training step (:mod:`.compiled`).
 
 Needs only torch and a C compiler. Run ``adamlab bench --help``, or
 ``python benchmarks/bench_step.py``; timings come from medians of contenders
@@ -19,7 +21,8 @@ import json
 # the names only (cases.py holds what they mean), so that building the command line imports no torch
 CASE_KEYS = ("a", "b", "c")
 VARIANTS = ("adamw", "amsgrad", "bf16", "no-bc")
-SECTIONS = ("step", "memory", "host", "safety", "monitor")
+SECTIONS = ("step", "memory", "host", "safety", "monitor", "compile")
+COMPILE_LAYOUTS = ("mlp", "gpt", "many")  # compiled.py's LAYOUTS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=10, help="timed steps per contender, >= 1 (median reported)")
     parser.add_argument("--quick", action="store_true", help="smaller tensors, at most 5 repeats, no first-step timing")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON only")
+    parser.add_argument("--layouts", default="mlp,gpt",
+                        help=f"compile section's layouts, from {','.join(COMPILE_LAYOUTS)} (many: torch compiles "
+                             "for minutes); --quick takes mlp only")
 
 
 def _listed(text: str, known, flag: str) -> list[str]:
@@ -41,8 +47,10 @@ def _listed(text: str, known, flag: str) -> list[str]:
 
 
 def check_arguments(args) -> None:
-    """ValueError naming the flag for any bad argument; turns --sections, --cases and --variants into lists."""
-    for attr, known in (("sections", SECTIONS), ("cases", CASE_KEYS), ("variants", VARIANTS)):
+    """ValueError naming the flag for any bad argument; turns --sections, --cases, --variants and --layouts into
+    lists."""
+    for attr, known in (("sections", SECTIONS), ("cases", CASE_KEYS), ("variants", VARIANTS),
+                        ("layouts", COMPILE_LAYOUTS)):
         if isinstance(getattr(args, attr), str):
             setattr(args, attr, _listed(getattr(args, attr), known, f"--{attr}"))
     if args.repeats < 1:
@@ -103,7 +111,15 @@ def _monitor(args, repeats, progress):
     return rows, [bench.table(rows)]
 
 
-SECTION_RUNNERS = {"step": _step, "memory": _memory, "host": _host, "safety": _safety, "monitor": _monitor}
+def _compile(args, repeats, progress):
+    from . import compiled
+
+    report = compiled.measure(["mlp"] if args.quick else args.layouts, repeats)
+    return report, compiled.report_lines(report)
+
+
+SECTION_RUNNERS = {"step": _step, "memory": _memory, "host": _host, "safety": _safety, "monitor": _monitor,
+                   "compile": _compile}
 
 
 def main(argv: list[str] | None = None) -> int:

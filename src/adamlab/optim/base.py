@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from ..algorithms import Algorithm
-from . import checkpoint, device, lowp, lowp_state, skipping
+from . import checkpoint, compiled, device, lowp, lowp_state, skipping
 from .counters import CounterBank, Counters, step_dtype
 from .slots import Stage
 
@@ -130,6 +130,9 @@ class Optimizer(torch.optim.Optimizer):
     # ------------------------------------------------------------------ step
 
     def step(self, closure=None):
+        if torch.compiler.is_compiling():
+            return compiled.step(self, closure)
+        self._opt_called = True  # what an LRScheduler's wrapper records; see _wrapped_by_lr_sched below
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -140,6 +143,14 @@ class Optimizer(torch.optim.Optimizer):
             if stage is not None:
                 stage.apply()
         return loss
+
+    # An LRScheduler leaves a step so marked unwrapped: opt.step stays this method, so
+    # torch.compile(opt.step, fullgraph=True) traces it whether the scheduler was built before or after
+    step._wrapped_by_lr_sched = True
+
+    def _init_group(self, group, gi, written, grads):
+        """torch.compile runs this untraced at trace time (torch.optim's hook): see :mod:`.compiled`."""
+        return compiled.init_group(self, group, gi, written, grads)
 
     def _amp_inputs(self, differentiable: bool = False):
         """(grad_scale or None, whether found_inf says to skip, found_inf for the device); set by GradScaler.

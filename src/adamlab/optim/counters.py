@@ -126,6 +126,14 @@ class CounterBank:
 
     def __init__(self):
         self._banks: dict = {}
+        #: param group index -> the bank its compiled step reads and advances (:mod:`.compiled`); an entry
+        #: is dropped when a bank is built over any of its params, so that step is traced again
+        self.traced: dict[int, Bank] = {}
+        self._traced_ids: dict[int, frozenset] = {}
+
+    def trace(self, gi: int, bank: Bank, params) -> None:
+        self.traced[gi] = bank
+        self._traced_ids[gi] = frozenset(map(id, params))
 
     def bank(self, params, states, names, start: dict, dtype: torch.dtype, device: torch.device | None = None) -> Bank:
         """The bank of these params; on ``device`` (a :class:`DeviceBank`) for device steps."""
@@ -149,7 +157,15 @@ class CounterBank:
         values = [[_number(state.get(name, start[name])) for state in states] for name in names]
         bank = Bank(names, torch.tensor(values, dtype=dtype).reshape(len(names), len(params)), installed=False)
         self._banks[key] = bank
+        if self.traced:
+            self._untrace(key)
         return bank
+
+    def _untrace(self, key) -> None:
+        """A new bank takes over these params' counters: compiled steps over any of them must re-trace."""
+        ids = set(key)
+        for gi in [gi for gi, traced in self._traced_ids.items() if not ids.isdisjoint(traced)]:
+            del self.traced[gi], self._traced_ids[gi]
 
 
 def _number(x) -> float:
