@@ -29,15 +29,19 @@ TITLES = {"lost_to_rounding": "updates lost to rounding the param", "v_zero": "c
           "eps_dominated": "coordinates with sqrt(vhat) < eps"}
 
 
-def monitored_run(seed: int, steps: int = STEPS, coords: int = COORDS) -> list[dict]:
-    """The monitor's records of adamlab.Adam (lr 1e-3, eps 1e-8) on N(0,1) params in each format.
-
-    Each coordinate's gradient is N(0,1) times a fixed scale, log-uniform over GRAD_DECADES; the formats get
-    the same values, rounded to each.
-    """
+def problem(seed: int, coords: int = COORDS) -> tuple[torch.Tensor, torch.Tensor, torch.Generator]:
+    """N(0,1) params, each coordinate's gradient scale (log-uniform over GRAD_DECADES), and the generator
+    that draws the gradients: N(0,1) times the scale, one draw per step."""
     gen = torch.Generator().manual_seed(seed)
     theta = torch.randn(coords, generator=gen)
     scale = 10 ** (GRAD_DECADES[0] + (GRAD_DECADES[1] - GRAD_DECADES[0]) * torch.rand(coords, generator=gen))
+    return theta, scale, gen
+
+
+def monitored_run(seed: int, steps: int = STEPS, coords: int = COORDS) -> list[dict]:
+    """The monitor's records of adamlab.Adam (lr 1e-3, eps 1e-8) on the problem's params in each format
+    (one param group each, named after the format); every format gets the same values, rounded to it."""
+    theta, scale, gen = problem(seed, coords)
     params = {name: theta.to(dtype) for name, dtype in FORMATS.items()}
     opt = adamlab.Adam([{"params": [p], "name": name} for name, p in params.items()], lr=LR, eps=EPS)
     with adamlab.Monitor(opt, every=1, sample=None, read_every=steps) as monitor:
