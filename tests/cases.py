@@ -190,6 +190,19 @@ def params(cases):
     return [pytest.param(c, id=c.name) for c in cases]
 
 
+# The fast tier's cases where a test repeats over the whole table: one per optimizer class, each with as many
+# of its options as one case carries, and adamlab's own switches; the slow tier runs every case.
+FAST = ("adam_l2_amsgrad_maximize", "adamw", "radam_decoupled", "nadam_decoupled_maximize", "adamax_l2_maximize",
+        "adagrad_lr_decay", "sgd_nesterov", "rmsprop_centered_momentum", "adam_no_bias_correction",
+        "adamw_schedule_decay")
+
+
+def tiered(cases, slow=lambda case: False):
+    """Like :func:`params`, with every case outside FAST (or for which ``slow`` holds) in the slow tier."""
+    return [pytest.param(c, id=c.name, marks=[pytest.mark.slow] if c.name not in FAST or slow(c) else [])
+            for c in cases]
+
+
 def by_name(name: str) -> Case:
     return next(c for c in ALL_CASES if c.name == name)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from cases import ALL_CASES, BACKENDS, assert_same_snapshot, params, snapshot
+from cases import ALL_CASES, BACKENDS, assert_same_snapshot, snapshot, tiered
 
 import adamlab
 
@@ -21,7 +21,7 @@ def test_every_optimizer_declares_the_contract():
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("case", params(ALL_CASES))
+@pytest.mark.parametrize("case", tiered(ALL_CASES))
 def test_found_inf_changes_nothing(case, backend):
     p = torch.nn.Parameter(torch.randn(40))
     opt = case.make([p], fused=BACKENDS[backend])
@@ -37,7 +37,7 @@ def test_found_inf_changes_nothing(case, backend):
 
 @pytest.mark.parametrize("scale", [1024.0, 3.0])
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("case", params(ALL_CASES))
+@pytest.mark.parametrize("case", tiered(ALL_CASES))
 def test_grad_scale_equals_stepping_on_unscaled_grads(case, backend, scale):
     """Unscaling inside the step = dividing the grads first; the grads are written back unscaled."""
     gen = torch.Generator().manual_seed(0)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from cases import ALL_CASES
+from cases import ALL_CASES, tiered
 
 TOLERANCE = 1e-2  # max |z - z*|; optax's table uses 3e-2
 
@@ -35,7 +35,7 @@ def lr_at(case, t: int) -> float:
 LONG = 2000  # runs longer than this many steps are in the slow tier
 
 
-TIERED = [pytest.param(c, id=c.name, marks=[pytest.mark.slow] if c.converge_steps > LONG else []) for c in ALL_CASES]
+TIERED = tiered(ALL_CASES, slow=lambda c: c.converge_steps > LONG)
 
 
 @pytest.mark.parametrize("case", TIERED)

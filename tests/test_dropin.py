@@ -11,7 +11,7 @@ import inspect
 
 import pytest
 import torch
-from cases import BACKENDS, INFOS, TORCH_CASES, lr_multiplier, params, rel_diff, set_lr, through_bytes
+from cases import BACKENDS, INFOS, TORCH_CASES, lr_multiplier, params, rel_diff, set_lr, through_bytes, tiered
 
 import adamlab
 
@@ -94,6 +94,34 @@ def test_error_types_match_torch(name, kwargs):
     assert error(getattr(adamlab, name)) is expected
 
 
+BETA_PAIRS = [(0, 0.9), (0.1, 0), (0.0, 0.0), (True, 0.9), (torch.tensor(0.9), 0.999), (0.9, torch.tensor(0.99)),
+              (torch.tensor(0.9), torch.tensor(0.99))]
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW", "RAdam", "NAdam", "Adamax"])
+def test_beta_pairs_are_accepted_and_refused_as_torch_does(name):
+    """torch's Adam and AdamW want both floats or both tensors; RAdam, NAdam and Adamax take any mix."""
+    def verdict(cls, betas):
+        try:
+            cls([torch.zeros(2, requires_grad=True)], betas=betas)
+        except ValueError:
+            return "refused"
+        return "accepted"
+
+    theirs = [verdict(getattr(torch.optim, name), b) for b in BETA_PAIRS]
+    assert [verdict(getattr(adamlab, name), b) for b in BETA_PAIRS] == theirs
+    if "accepted" in theirs[4:6]:  # a mix both accept steps alike
+        runs = []
+        for cls in (getattr(torch.optim, name), getattr(adamlab, name)):
+            p = torch.nn.Parameter(torch.linspace(-1, 1, 10))
+            opt = cls([p], betas=(torch.tensor(0.8), 0.99))
+            for t in range(5):
+                p.grad = torch.sin(3 * p.detach() + t)
+                opt.step()
+            runs.append(p.detach())
+        torch.testing.assert_close(runs[1], runs[0], rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("name", ["Adam", "SGD", "NAdam"])
 def test_tensor_lr_steps_like_a_float_lr(name):
     runs = []
@@ -138,7 +166,7 @@ COMPLEX_TOLERANCE = {torch.complex128: 1e-10, torch.complex64: 2e-5}
 
 @pytest.mark.parametrize("dtype", list(COMPLEX_TOLERANCE), ids=["c128", "c64"])
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("case", params(TORCH_CASES))
+@pytest.mark.parametrize("case", tiered(TORCH_CASES))
 def test_complex_params_follow_torch(case, backend, dtype):
     """torch updates a complex param as its pairs of reals (view_as_real); so must every path."""
     expected, theirs = complex_run(case.make_torch, dtype)

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 import torch
-from cases import ALL_CASES, lr_multiplier, params, rel_diff, set_lr
+from cases import ALL_CASES, lr_multiplier, params, rel_diff, set_lr, tiered
 
 import adamlab
 from adamlab.backends import build, cpu
@@ -40,7 +40,7 @@ def run(case, dtype, fused, steps=40, sizes=SIZES, grad_layout=lambda g: g):
 
 
 @pytest.mark.parametrize("dtype", list(TOLERANCE), ids=lambda d: str(d).split(".")[1])
-@pytest.mark.parametrize("case", params(ALL_CASES))
+@pytest.mark.parametrize("case", tiered(ALL_CASES))
 def test_fused_matches_reference(case, dtype):
     fast, fast_state = run(case, dtype, fused=True)
     ref, ref_state = run(case, dtype, fused=False)

@@ -19,10 +19,10 @@ from cases import (
     fixed_batch,
     loss_fn,
     lr_multiplier,
-    params,
     rel_diff,
     set_lr,
     small_model,
+    tiered,
 )
 
 STEPS = 150
@@ -55,7 +55,7 @@ def torch_trajectory(name, dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("case", params(TORCH_CASES))
+@pytest.mark.parametrize("case", tiered(TORCH_CASES))
 def test_trajectory_matches_torch(case, backend, dtype):
     expected, expected_state = torch_trajectory(case.name, dtype)
     actual, actual_state = train(lambda ps: case.make(ps, fused=BACKENDS[backend]), dtype, case.sign)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cases import ALL_CASES, TORCH_CASES, by_name, lr_multiplier, params, rel_diff, set_lr, traced_programs
+from cases import ALL_CASES, TORCH_CASES, by_name, lr_multiplier, params, rel_diff, set_lr, tiered, traced_programs
 
 import adamlab
 
@@ -88,7 +88,7 @@ def c_loop(case, **kw):
     return lambda ps: case.make(ps, backend="c", lr=case.lr * 0.1, **kw)
 
 
-@pytest.mark.parametrize("case", params(ALL_CASES))
+@pytest.mark.parametrize("case", tiered(ALL_CASES))
 def test_triton_equals_the_c_loop_bit_for_bit(case):
     """All four dtypes in one optimizer (one launch per dtype per step), 20 steps; then the tolerances."""
     got = trajectory(triton(case))

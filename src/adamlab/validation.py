@@ -58,15 +58,21 @@ def check_real(name: str, value) -> None:
 
 
 def check_betas(name: str, betas) -> None:
-    """A pair (beta1, beta2) in [0, 1)^2: both numbers or both 1-element tensors, as torch requires."""
+    """A pair (beta1, beta2) in [0, 1)^2, numbers or 1-element tensors in any mix (torch's RAdam, NAdam, Adamax)."""
     try:
         beta1, beta2 = betas
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a pair (beta1, beta2), got {betas!r}") from None
-    if isinstance(beta1, torch.Tensor) != isinstance(beta2, torch.Tensor):
-        raise ValueError(f"{name} must be either both floats or both Tensors, got {betas!r}")
     check_unit_interval(f"{name}[0]", beta1)
     check_unit_interval(f"{name}[1]", beta2)
+
+
+def check_paired_betas(name: str, betas) -> None:
+    """As :func:`check_betas`, and both Python floats or both tensors: torch's Adam and AdamW refuse (0, 0.9)."""
+    check_betas(name, betas)
+    floats = all(isinstance(b, float) for b in betas)
+    if not (floats or all(isinstance(b, torch.Tensor) for b in betas)):
+        raise ValueError(f"{name} must be either both floats or both Tensors, got {betas!r}")
 
 
 def check_bool(name: str, value) -> None:

@@ -62,7 +62,7 @@ def plan(group, counters, fresh) -> Plan:
 
 ADAM = Algorithm(
     "adam",
-    options=O.positional(O.lr(1e-3), O.BETAS, O.eps(1e-8), O.weight_decay(), O.AMSGRAD)
+    options=O.positional(O.lr(1e-3), O.PAIRED_BETAS, O.eps(1e-8), O.weight_decay(), O.AMSGRAD)
     + (
         O.FOREACH,
         O.MAXIMIZE,

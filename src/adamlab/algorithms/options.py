@@ -49,6 +49,7 @@ BETAS = Option(
     "(beta1, beta2): EMA coefficients of the first and second moments (Kingma & Ba 2015).",
     V.check_betas,
 )
+PAIRED_BETAS = replace(BETAS, check=V.check_paired_betas)  # Adam's and AdamW's: both floats or both tensors
 AMSGRAD = Option(
     "amsgrad",
     False,
