@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 from labcheck import assert_well_formed, part_verdicts
 
 from adamlab.lab.claims.c1_bias_correction import claim as c1
@@ -75,3 +76,67 @@ def test_proxy_runs_are_deterministic_per_seed():
     run = lambda seed: c1.proxy_losses(seed, 0.9, 0.99, 0.03, True, lambda: None)  # noqa: E731
     assert run(5) == run(5)
     assert run(5) != run(6)
+
+
+# ---------------------------------------------------------------- adamlab.Monitor on the proxy
+
+from adamlab.lab.claims.c1_bias_correction import monitoring as c1_monitoring  # noqa: E402
+
+
+def direct_first_step(row, bias_correction: bool, seed: int = 0) -> dict:
+    """Update RMS / param RMS and the median effective step of the proxy's first step, from its state."""
+    captured = {}
+
+    def watch(opt):
+        captured["opt"] = opt
+        captured["before"] = [p.detach().clone() for g in opt.param_groups for p in g["params"]]
+
+    c1.proxy_losses(seed, row.beta1, row.beta2, row.lr, bias_correction, lambda: None, 1, watch=watch)
+    opt = captured["opt"]
+    params = [p for g in opt.param_groups for p in g["params"]]
+    before = torch.cat([b.reshape(-1) for b in captured["before"]])
+    delta = torch.cat([p.detach().reshape(-1) for p in params]) - before
+    v = torch.cat([opt.state[p]["exp_avg_sq"].reshape(-1) for p in params])
+    bc1, bc2 = (1 - row.beta1, 1 - row.beta2) if bias_correction else (1.0, 1.0)
+    effective = row.lr / bc1 / ((v / bc2).sqrt() + opt.defaults["eps"])  # Kingma & Ba, Algorithm 1
+    rms = lambda x: x.pow(2).mean().sqrt().item()  # noqa: E731
+    return {"update_to_param": rms(delta) / rms(before), "effective_step_p50": effective.median().item()}
+
+
+@pytest.fixture(scope="module")
+def watched():
+    return c1_monitoring.monitor_runs(0, lambda description, total: (lambda: None))
+
+
+@pytest.mark.parametrize("bias_correction", [False, True])
+def test_monitor_numbers_are_the_state_of_the_first_step(watched, bias_correction):
+    """The metrics' monitor numbers against update RMS / param RMS and the effective step computed from the
+    optimizer's state after one step of the same run (histogram percentiles: within 2^(1/32))."""
+    m = c1_monitoring.metrics(watched)[c1_monitoring.NEAR_1.key][c1_monitoring.label(bias_correction)]
+    direct = direct_first_step(c1_monitoring.NEAR_1, bias_correction)
+    assert m["update_to_param_step1"] == pytest.approx(direct["update_to_param"], rel=1e-6)
+    assert m["effective_step_p50_step1"] == pytest.approx(direct["effective_step_p50"], rel=0.022)
+
+
+def test_monitor_effective_step_ratio_is_the_closed_form(outcome):
+    """At step 1 both runs share params and batch, so uncorrected / corrected = (1 - b1) / sqrt(1 - b2)."""
+    for row in c1_monitoring.ROWS:
+        m = outcome.metrics["monitor"][row.key]
+        assert m["effective_step_p50_ratio_step1"] == pytest.approx((1 - row.beta1) / math.sqrt(1 - row.beta2),
+                                                                    rel=0.045)  # two histogram bins
+    near = outcome.metrics["monitor"][c1_monitoring.NEAR_1.key]
+    assert near["uncorrected"]["update_to_param_step1"] > 5 * near["corrected"]["update_to_param_step1"]
+
+
+def test_monitored_runs_are_the_proxy_runs(watched):
+    """A monitor changes nothing: the monitored run's losses are the unmonitored run's, bit for bit."""
+    row = c1_monitoring.NEAR_1
+    plain = c1.proxy_losses(0, row.beta1, row.beta2, row.lr, False, lambda: None, c1.PROXY_WINDOW)
+    assert watched.losses[row, False] == plain
+
+
+def test_monitor_figure_and_table_on_the_page(outcome):
+    names = [f.path.name for f in outcome.figures]
+    assert "c1_monitor.png" in names
+    assert any("adamlab.Monitor" in t["caption"] for t in outcome.tables)
+    assert outcome.metrics["monitor"]["steps"] == c1.PROXY_WINDOW

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -10,6 +11,7 @@ from labcheck import assert_well_formed, part_verdicts
 from scipy import integrate, stats
 
 from adamlab.lab.claims.c3_warmup import claim as c3
+from adamlab.lab.claims.c3_warmup import monitoring as c3_monitoring
 from adamlab.lab.claims.c3_warmup.corpus import CharData, load_corpus
 from adamlab.lab.claims.c3_warmup.transformer import LMRun, TinyGPT, train_lm
 from adamlab.lab.framework.claim import Context
@@ -118,7 +120,10 @@ def test_quick_run(tmp_path):
 
     outcome = c3.CLAIM.run(Context(tmp_path, quick=True, seed=0, progress=progress))
     assert_well_formed(outcome)
-    assert [f.path.name for f in outcome.figures] == ["c3_rectification.png", "c3_training.png"]
+    assert [f.path.name for f in outcome.figures] == ["c3_rectification.png", "c3_training.png", "c3_monitor.png"]
+    watched = outcome.metrics["monitor"]  # adamlab.Monitor's ||update|| / ||weights|| against train_lm's own
+    assert all(watched[v]["update_to_param_mean_first20"] == pytest.approx(outcome.metrics["update_ratio_first20"][v],
+                                                                          rel=1e-4) for v in c3.VARIANTS)
     assert all(done == total for _, total, done in calls)  # every run reported back
     assert set(outcome.metrics["val_loss"]) == set(c3.VARIANTS)
     # quick is too short to test training: that part says so instead of guessing
@@ -185,3 +190,26 @@ def test_full_run_reproduces_the_published_losses(tmp_path):
     assert part_verdicts(c3.CLAIM, m) == {"periods": "reproduced", "training": "reproduced"}
     shrunk = {**m, "gap_untuned": c3.UNTUNED_GAP_MIN - EPS}
     assert part_verdicts(c3.CLAIM, shrunk)["training"] == "not reproduced"
+
+
+# ---------------------------------------------------------------- adamlab.Monitor on the transformer
+
+
+def test_monitor_effective_step_is_lr_over_the_median_gradient_scale():
+    """The monitor's median effective step against train_lm's own median sqrt(vhat) from the state:
+    lr_t / (1 - b1^t) / (median sqrt(vhat) + eps), since the step is decreasing in sqrt(vhat) (percentiles
+    from a log2 histogram: within 2^(1/32)). A monitored run is bit-identical to an unmonitored one."""
+    run = LMRun("linear", seed=0, steps=4, warmup=2, val_windows=8)
+    plain, watched = train_lm(run), train_lm(dataclasses.replace(run, monitor_steps=3))
+    assert watched["loss"] == plain["loss"] and watched["final_val_loss"] == plain["final_val_loss"]
+    assert plain["monitor"] == [] and [r["step"] for r in watched["monitor"]] == [1, 2, 3]
+    for t, (record, scale) in enumerate(zip(watched["monitor"], watched["sqrt_vhat_median"]), start=1):
+        expected = record["group0/lr"] / (1 - run.betas[0] ** t) / (scale + 1e-8)
+        assert record["group0/effective_step_p50"] == pytest.approx(expected, rel=0.022)
+        assert record["group0/update_to_param"] == pytest.approx(watched["update_ratio"][t - 1], rel=1e-4)
+
+
+def test_only_the_first_seed_is_monitored():
+    runs = c3_monitoring.watch_first_seed(c3.lm_runs(c3.FULL, seed=5))
+    assert {r.seed for r in runs if r.monitor_steps} == {5}
+    assert all(r.monitor_steps == c3_monitoring.MONITOR_STEPS for r in runs if r.seed == 5)

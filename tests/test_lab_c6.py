@@ -82,3 +82,48 @@ def passing() -> dict:
 def test_judge_flips_at_each_threshold(key, failing):
     assert c6.judge(passing())
     assert not c6.judge({**passing(), key: failing})
+
+
+# ---------------------------------------------------------------- adamlab.Monitor on half-precision params
+
+from adamlab.lab.claims.c6_half_precision import monitoring as c6_monitoring  # noqa: E402
+
+
+def direct_first_step(seed: int, coords: int) -> dict:
+    """The three fractions after Adam's first step, from closed forms: with bias correction, mhat = g and
+    sqrt(vhat) = |g| at t = 1, so the fp32 update is -lr g / (|g| + eps) (Kingma & Ba, Algorithm 1)."""
+    theta, scale, gen = c6_monitoring.problem(seed, coords)
+    g = torch.randn(coords, generator=gen) * scale
+    out = {}
+    for name, dtype in c6_monitoring.FORMATS.items():
+        p, gf = theta.to(dtype), g.to(dtype).float()
+        update = -c6_monitoring.LR * gf / (gf.abs() + c6_monitoring.EPS)
+        lost = (update != 0) & ((p.float() + update).to(dtype) == p)  # rounding to the format drops it
+        out[name] = {"v_zero": (gf == 0).float().mean().item(),
+                     "eps_dominated": (gf.abs() < c6_monitoring.EPS).float().mean().item(),
+                     "lost_to_rounding": lost.float().mean().item()}
+    return out
+
+
+def test_monitor_fractions_are_the_closed_form_first_step():
+    history = c6_monitoring.monitored_run(seed=3, steps=1, coords=1024)
+    m = c6_monitoring.metrics(history)
+    direct = direct_first_step(seed=3, coords=1024)
+    for name in c6_monitoring.FORMATS:
+        for stat in ("v_zero", "eps_dominated"):
+            assert m[stat][name]["step1"] == pytest.approx(direct[name][stat], abs=1 / 1024), (name, stat)
+        if name != "fp32":
+            assert m["lost_to_rounding"][name]["step1"] == pytest.approx(direct[name]["lost_to_rounding"],
+                                                                         abs=1 / 1024), name
+    assert "fp32" not in m["lost_to_rounding"]  # an fp32 param loses nothing the monitor could count
+    # fp16 flushes gradients below 2^-25 to 0; bf16 and fp32 keep them
+    assert m["v_zero"]["fp16"]["step1"] > 0.1 and m["v_zero"]["bf16"]["step1"] == 0 == m["v_zero"]["fp32"]["step1"]
+
+
+def test_monitor_on_the_page(outcome):
+    m = outcome.metrics["monitor"]
+    assert m["steps"] == c6_monitoring.STEPS
+    # bf16's ulp is 8x fp16's: at lr 1e-3 on N(0,1) params it drops most updates, fp16 few at step 1
+    assert m["lost_to_rounding"]["bf16"]["step1"] > 0.5 > m["lost_to_rounding"]["fp16"]["step1"]
+    assert "c6_monitor.png" in [f.path.name for f in outcome.figures]
+    assert any("adamlab.Monitor" in t["caption"] for t in outcome.tables)

@@ -121,12 +121,17 @@ def proxy_data(seed: int):
     return x, (torch.tanh(x @ w1) @ w2).argmax(dim=1), gen
 
 
-def proxy_losses(seed, beta1, beta2, lr, bias_correction, advance, steps=FULL.proxy_steps) -> list[float]:
-    """Minibatch losses of the MLP; the seed fixes data, init and batches, so only the flag differs."""
+def proxy_losses(seed, beta1, beta2, lr, bias_correction, advance, steps=FULL.proxy_steps, watch=None) -> list[float]:
+    """Minibatch losses of the MLP; the seed fixes data, init and batches, so only the flag differs.
+
+    ``watch(optimizer)``, if given, is called once the optimizer exists (a monitor attaches there).
+    """
     x, y, gen = proxy_data(seed)
     torch.manual_seed(seed)
     model = torch.nn.Sequential(torch.nn.Linear(32, 128), torch.nn.Softplus(), torch.nn.Linear(128, 10)).to(DTYPE)
     opt = adamlab.Adam(model.parameters(), lr=lr, betas=(beta1, beta2), bias_correction=bias_correction)
+    if watch is not None:
+        watch(opt)
     losses = []
     for _ in range(steps):
         idx = torch.randint(0, len(x), (64,), generator=gen)
@@ -272,7 +277,14 @@ def measure(ctx: Context, settings: Settings) -> Outcome:
         "because early on it behaves like a larger step. The eps_hat rows show the paper's two forms agree only "
         "when gradients are large compared with eps, unless eps_hat is rescaled each step."
     )
-    return Outcome(metrics, [steps_figure(ctx, runs), losses_figure(ctx, curves, seeds[0])], tables, notes)
+    from . import monitoring  # imported here: it builds on this module's proxy runs
+
+    watched = monitoring.monitor_runs(seeds[0], ctx.progress)
+    metrics["monitor"] = monitoring.metrics(watched)
+    tables.append(monitoring.table(metrics["monitor"]))
+    notes += " " + monitoring.note(metrics["monitor"])
+    figs = [steps_figure(ctx, runs), losses_figure(ctx, curves, seeds[0]), monitoring.figure(ctx, watched)]
+    return Outcome(metrics, figs, tables, notes)
 
 
 def judge_steps(m: dict) -> bool:
@@ -321,7 +333,9 @@ CLAIM = Claim(
         f"(32-128-10, softplus, float64) on 2048 synthetic points labelled by a random tanh teacher, batches of 64, "
         f"{FULL.proxy_steps} steps, {FULL.proxy_seeds} seeds, for {', '.join(r.key for r in PROXY_ROWS)}; the peak "
         f"minibatch loss of the first {PROXY_WINDOW} steps without correction over the peak with it, same seed. "
-        "(3) The paper's Algorithm 1 against its 'efficient' rewrite with a constant eps_hat."
+        "(3) The paper's Algorithm 1 against its 'efficient' rewrite with a constant eps_hat. (4) adamlab.Monitor "
+        f"on the first {PROXY_WINDOW} steps of the first seed's runs at b2 = 0.9999 and 0.99, with and without "
+        "correction."
     ),
     quick_setup=f"{QUICK.proxy_seeds} seeds, {QUICK.proxy_steps} proxy steps.",
     parts=PARTS,

@@ -20,6 +20,7 @@ from adamlab.schedules import exponential_warmup, linear_warmup, untuned_warmup_
 from ...framework import figures
 from ...framework.claim import Claim, Context, Outcome, Part
 from ...framework.workers import Workers, one_thread
+from . import monitoring
 from .transformer import LMRun, train_lm
 
 THEORY_BETAS = (0.9, 0.999)
@@ -163,7 +164,7 @@ def run(ctx: Context) -> Outcome:
     with one_thread():
         mc = adam_monte_carlo(settings.mc_coords, settings.mc_steps, ctx.seed)
     advance()
-    runs = lm_runs(settings, ctx.seed)
+    runs = monitoring.watch_first_seed(lm_runs(settings, ctx.seed))
     advance = ctx.progress(f"C3 transformer, {len(runs)} runs", len(runs))
     with Workers(settings.workers) as workers:
         results = workers.map(train_lm, runs, advance)
@@ -176,8 +177,10 @@ def run(ctx: Context) -> Outcome:
         "lm_seeds": sorted({r.seed for r in runs}),
         **summarise(results),
     }
-    figs = [theory_figure(ctx, mc), training_figure(ctx, results)]
-    return Outcome(metrics, figs, tables(metrics), notes(metrics))
+    metrics["monitor"] = monitoring.metrics(results)
+    figs = [theory_figure(ctx, mc), training_figure(ctx, results), monitoring.figure(ctx, results, labels())]
+    page_tables = [*tables(metrics), monitoring.table(metrics["monitor"], labels())]
+    return Outcome(metrics, figs, page_tables, f"{notes(metrics)} {monitoring.note(metrics['monitor'])}")
 
 
 # ---------------------------------------------------------------- report
@@ -347,7 +350,8 @@ CLAIM = Claim(
         f"{LM_BETA2}), {FULL.lm_steps} steps of cosine decay after: no warmup, linear warmup over {LINEAR_WARMUP} "
         f"steps, the untuned rule's {untuned_warmup_steps(LM_BETA2)} = 2/(1-{LM_BETA2}) steps, or adamlab.RAdam; "
         f"{FULL.lm_seeds} seeds, each fixing init and data order for all four; validation loss on "
-        f"{FULL.val_windows} fixed windows."
+        f"{FULL.val_windows} fixed windows. adamlab.Monitor on the first {monitoring.MONITOR_STEPS} steps of the "
+        "first seed's four runs."
     ),
     quick_setup=(f"Monte Carlo on {QUICK.mc_coords:,} coordinates for {QUICK.mc_steps} steps; {QUICK.lm_steps} "
                  f"training steps, {QUICK.lm_seeds} seed, warmups scaled to the run: too short to judge training."),

@@ -13,6 +13,7 @@ from torch.optim.lr_scheduler import LambdaLR
 import adamlab
 
 from .corpus import CharData
+from .monitoring import FirstSteps
 
 
 class Block(nn.Module):
@@ -84,6 +85,7 @@ class LMRun:
     context: int = 64
     val_windows: int = 256
     track_steps: int = 100  # record update and second-moment statistics over the first steps
+    monitor_steps: int = 0  # attach adamlab.Monitor to the first steps (its records come back as "monitor")
 
 
 def train_lm(run: LMRun) -> dict:
@@ -102,6 +104,7 @@ def train_lm(run: LMRun) -> dict:
     sched = LambdaLR(opt, adamlab.schedules.warmup_cosine(run.warmup, run.steps))
     starts = data.train_starts(run.steps, run.batch, run.context, run.seed)
     out = {"run": asdict(run), "loss": [], "update_ratio": [], "sqrt_vhat_median": []}
+    watch = FirstSteps(opt, run.monitor_steps)
     for s in range(run.steps):
         track = s < run.track_steps
         x, y = data.batch(data.train, starts[s], run.context)
@@ -110,12 +113,14 @@ def train_lm(run: LMRun) -> dict:
         loss.backward()
         before = torch.cat([p.detach().reshape(-1) for p in params]) if track else None
         opt.step()
+        watch.stepped(s + 1)
         sched.step()
         out["loss"].append(loss.item())
         if track:
             delta = torch.cat([p.detach().reshape(-1) for p in params]) - before
             out["update_ratio"].append((delta.norm() / before.norm()).item())
             out["sqrt_vhat_median"].append(_sqrt_vhat_median(opt, params, run.betas[1]))
+    out["monitor"] = watch.history
     out["final_val_loss"] = validation_loss(model, data, run)
     return out
 

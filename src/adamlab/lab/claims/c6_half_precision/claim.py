@@ -18,6 +18,7 @@ import adamlab
 from ...framework import figures
 from ...framework.claim import Claim, Context, Outcome, Part
 from ...framework.workers import one_thread
+from . import monitoring
 
 GRADS = (1e-4, 1e-3, 1e-2, 1.0)
 LR, BETA2, EMA_STEPS = 1e-3, 0.999, 5000
@@ -155,6 +156,9 @@ def run(ctx: Context) -> Outcome:
         for name in ("bf16", "fp16", "fp32"):
             curves[name] = ema_curve(FORMATS[name])
             advance()
+        advance = ctx.progress(f"C6 monitored Adam run in each format ({monitoring.STEPS} steps)", 1)
+        watched = monitoring.monitored_run(ctx.seed)
+        advance()
     naive, ours = steps["torch.optim.Adam, fp16, eps 1e-8"], steps["adamlab.Adam, fp16, eps 1e-8"]
     rel_err = [abs(abs(x) - LR) / LR if math.isfinite(x) else math.inf for x in ours]
     metrics = {
@@ -168,6 +172,7 @@ def run(ctx: Context) -> Outcome:
         "ema_at_1000": {name: curve[999] for name, curve in curves.items()},
         # in bf16 the average stops where the increment (1 - b2) g^2 drops below half an ulp of v
         "bf16_half_ulp_below_and_at_stall": half_ulps_around(curves["bf16"][-1], torch.bfloat16),
+        "monitor": monitoring.metrics(watched),
     }
     tables = [
         {
@@ -191,6 +196,7 @@ def run(ctx: Context) -> Outcome:
             "rows": [[name, curves[name][999], curves[name][-1]] for name in curves]
             + [["exact", 1 - BETA2**1000, 1 - BETA2**EMA_STEPS]],
         },
+        monitoring.table(metrics["monitor"]),
     ]
     notes = (
         "The fp16 state of torch.optim.Adam holds v = 0 for g = 1e-4 and 1e-3, and eps = 1e-8 is 0 too, so the "
@@ -198,9 +204,11 @@ def run(ctx: Context) -> Outcome:
         f"In bf16 the average grows one ulp per step while the increment (1 - beta2) g^2 = {1 - BETA2:g} exceeds "
         f"half an ulp ({metrics['bf16_half_ulp_below_and_at_stall'][0]:.3g} below {curves['bf16'][-1]:g}) and stops "
         f"at {curves['bf16'][-1]:g}, where half an ulp is {metrics['bf16_half_ulp_below_and_at_stall'][1]:.3g}. "
-        "adamlab keeps fp32 moments and computes in fp32, then rounds the param once."
+        "adamlab keeps fp32 moments and computes in fp32, then rounds the param once. "
+        + monitoring.note(metrics["monitor"])
     )
-    return Outcome(metrics, [ema_figure(ctx, curves), steps_figure(ctx, steps)], tables, notes)
+    figs = [ema_figure(ctx, curves), steps_figure(ctx, steps), monitoring.figure(ctx, watched)]
+    return Outcome(metrics, figs, tables, notes)
 
 
 def judge(metrics: dict) -> bool:
@@ -239,7 +247,8 @@ CLAIM = Claim(
         f"One Adam step from 0 with lr {LR:g} and gradients {GRADS}: torch.optim.Adam on fp16 and bf16 params "
         "(its state in the param's format, the labelled comparison), the same with eps = 1e-4, adamlab.Adam on the "
         "same params, and torch.optim.Adam in fp32 as the reference. Then the second-moment average of a constant "
-        f"gradient, computed with torch's in-place ops in bf16, fp16 and fp32 for {EMA_STEPS} steps."
+        f"gradient, computed with torch's in-place ops in bf16, fp16 and fp32 for {EMA_STEPS} steps. "
+        + monitoring.SETUP
     ),
     quick_setup="the same as the full run (it takes a second).",
     parts=PARTS,
