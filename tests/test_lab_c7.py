@@ -167,3 +167,22 @@ def test_the_full_settings_meet_the_claims_minimums():
     """claims.md: 3+ paired seeds per task; and long enough runs for the judges to decide."""
     assert c7.FULL.lm_seeds >= c7.MIN_SEEDS and c7.FULL.digits_seeds >= c7.MIN_SEEDS
     assert c7.FULL.lm_steps >= c7.MIN_STEPS and c7.FULL.digits_steps >= c7.MIN_STEPS
+
+
+@pytest.mark.slow
+def test_full_run_verdicts_follow_the_per_seed_losses(tmp_path):
+    """The full run, re-judged by hand from its per-seed losses with numpy: the tolerance, the gaps, the stall."""
+    m = c7.CLAIM.run(Context(tmp_path, quick=False, seed=0)).metrics
+    expected = {}
+    for key, seeds in (("lm", c7.FULL.lm_seeds), ("digits", c7.FULL.digits_seeds)):
+        losses = {w: np.array(v["final_val_loss"]) for w, v in m[key]["ways"].items()}
+        assert all(len(x) == seeds for x in losses.values())
+        base = losses["fp32 state"]
+        tol = max(base.std(ddof=1), 0.01 * base.mean())
+        gaps = {w: x.mean() - base.mean() for w, x in losses.items()}
+        holds = all(abs(gaps[w]) <= tol for w in c7.REPRODUCING) and gaps[c7.STALLING] > tol
+        expected[key] = "reproduced" if holds else "not reproduced"
+    check = m["one_step"]
+    expected["one_step"] = ("reproduced" if check["step_exp_avg"]["median"] < 0.02
+                            and check["step_exp_avg_sq"]["median"] < 0.01 else "not reproduced")
+    assert part_verdicts(c7.CLAIM, m) == expected
