@@ -113,7 +113,7 @@ def test_judges_see_the_metrics_as_stored():
 
 
 def test_registry_ids_and_selection():
-    assert registry.known_ids() == ["C1", "C2", "C3", "C4", "C5", "C6"]
+    assert registry.known_ids() == ["C1", "C2", "C3", "C4", "C5", "C6", "C7"]
     assert registry.check_ids(["c6", " C1"]) == ["C1", "C6"]
     with pytest.raises(ValueError, match="C42"):
         registry.check_ids(["C42"])

@@ -11,4 +11,5 @@ PACKAGES = {
     "C4": "c4_amsgrad",
     "C5": "c5_generalisation",
     "C6": "c6_half_precision",
+    "C7": "c7_low_precision",
 }

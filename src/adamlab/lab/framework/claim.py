@@ -81,7 +81,7 @@ class Part:
 
 @dataclass(frozen=True)
 class Claim:
-    id: str  # "C1" .. "C6"
+    id: str  # "C1" .. "C7"
     title: str
     citation: str
     statement: str  # the claim in the project's own words

@@ -56,7 +56,7 @@ class TinyGPT(nn.Module):
         return self.head(self.ln_f(x))
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        logits = self(x)
+        logits = self(x).float()  # a bf16 model's loss in bf16 would round it to 1 part in 256
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
 
 
@@ -95,7 +95,7 @@ def train_lm(run: LMRun) -> dict:
     first ``track_steps`` steps: the update-to-weight ratio ||dtheta||/||theta||
     and the median sqrt(vhat) over all coordinates.
     """
-    data = _char_data()
+    data = char_data()
     torch.manual_seed(run.seed)  # same init for every variant of a seed
     model = TinyGPT(data.vocab_size, context=run.context)
     params = [p for p in model.parameters()]
@@ -121,15 +121,15 @@ def train_lm(run: LMRun) -> dict:
             out["update_ratio"].append((delta.norm() / before.norm()).item())
             out["sqrt_vhat_median"].append(_sqrt_vhat_median(opt, params, run.betas[1]))
     out["monitor"] = watch.history
-    out["final_val_loss"] = validation_loss(model, data, run)
+    out["final_val_loss"] = validation_loss(model, data, run.val_windows, run.context)
     return out
 
 
 @torch.no_grad()
-def validation_loss(model: TinyGPT, data: CharData, run: LMRun) -> float:
-    """Mean next-character loss over fixed, evenly spaced validation windows."""
-    starts = data.val_starts(run.val_windows, run.context)
-    losses = [model.loss(*data.batch(data.val, chunk, run.context)).item() for chunk in starts.split(64)]
+def validation_loss(model: TinyGPT, data: CharData, windows: int, context: int) -> float:
+    """Mean next-character loss over ``windows`` fixed, evenly spaced validation windows."""
+    starts = data.val_starts(windows, context)
+    losses = [model.loss(*data.batch(data.val, chunk, context)).item() for chunk in starts.split(64)]
     return sum(losses) / len(losses)
 
 
@@ -140,5 +140,5 @@ def _sqrt_vhat_median(opt, params, beta2: float) -> float:
 
 
 @lru_cache(maxsize=1)
-def _char_data() -> CharData:
+def char_data() -> CharData:
     return CharData()

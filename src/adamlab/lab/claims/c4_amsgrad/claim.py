@@ -18,7 +18,7 @@ import adamlab
 
 from ...framework import figures
 from ...framework.claim import Claim, Context, Outcome, Part
-from ...framework.workers import one_thread
+from ...framework.workers import Workers
 
 DTYPE = torch.float64
 LR = 0.5  # a, in a_t = a / sqrt(t)
@@ -33,10 +33,11 @@ class Settings:
     deterministic_steps: int
     stochastic_steps: int
     extras: bool  # the bias-corrected and torch-default Adam rows of the deterministic instance
+    workers: int  # 1: in this process (sparing the workers' start-up)
 
 
-FULL = Settings(deterministic_steps=30_000, stochastic_steps=300_000, extras=True)
-QUICK = Settings(deterministic_steps=3_000, stochastic_steps=10_000, extras=False)
+FULL = Settings(deterministic_steps=30_000, stochastic_steps=300_000, extras=True, workers=2)
+QUICK = Settings(deterministic_steps=3_000, stochastic_steps=10_000, extras=False, workers=1)
 
 
 def paper_betas(c: float) -> tuple[float, float]:
@@ -89,6 +90,32 @@ def play(grads: torch.Tensor, options: dict[str, dict], advance) -> dict[str, to
         if t % tick == 0:
             advance()
     return history
+
+
+@dataclass(frozen=True)
+class Play:
+    """One call of :func:`play` for a worker process: the instance, its length and the variants to play."""
+
+    stochastic: bool
+    steps: int
+    seeds: tuple[int, ...]  # the stochastic instance's columns
+    names: tuple[str, ...]
+    extras: bool
+
+    def grads(self) -> torch.Tensor:
+        if self.stochastic:
+            return stochastic_grads(STOCH_C, STOCH_DELTA, self.steps, list(self.seeds))
+        return deterministic_grads(DET_C, self.steps)
+
+
+def play_job(job: Play) -> dict[str, torch.Tensor]:
+    """The histories of ``job``'s variants (module level, so worker processes can take it).
+
+    Param groups do not interact, so playing variants apart gives the same iterates, bit for bit, as playing
+    them together; apart, the long stochastic runs share the cores.
+    """
+    options = variants(STOCH_C if job.stochastic else DET_C, job.extras)
+    return play(job.grads(), {name: options[name] for name in job.names}, lambda: None)
 
 
 def regret_over_t(grads: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -146,13 +173,16 @@ def run(ctx: Context) -> Outcome:
     settings = ctx.pick(FULL, QUICK)
     det_steps, stoch_steps = settings.deterministic_steps, settings.stochastic_steps
     seeds = [ctx.seed + i for i in range(STOCH_SEEDS)]
-    with one_thread():
-        det_g = deterministic_grads(DET_C, det_steps)
-        det_opts = variants(DET_C, extras=settings.extras)
-        det_h = play(det_g, det_opts, ctx.progress(f"C4 deterministic, C={DET_C:g}, {len(det_opts)} variants", 100))
-        sto_g = stochastic_grads(STOCH_C, STOCH_DELTA, stoch_steps, seeds)
-        sto_h = play(sto_g, variants(STOCH_C, extras=False),
-                     ctx.progress(f"C4 stochastic, C={STOCH_C:g}, {len(seeds)} seeds", 100))
+    det_opts = variants(DET_C, extras=settings.extras)
+    # the two long stochastic variants first, one per worker; the short deterministic runs follow
+    jobs = [Play(True, stoch_steps, tuple(seeds), (name,), False) for name in variants(STOCH_C, extras=False)]
+    jobs.append(Play(False, det_steps, (), tuple(det_opts), settings.extras))
+    advance = ctx.progress(f"C4 stochastic (C={STOCH_C:g}, {len(seeds)} seeds) and deterministic (C={DET_C:g}) runs",
+                           len(jobs))
+    with Workers(settings.workers) as pool:
+        *stochastic, det_h = pool.map(play_job, jobs, advance)
+    sto_h = {name: x for h in stochastic for name, x in h.items()}
+    det_g, sto_g = jobs[-1].grads(), jobs[0].grads()
     det, sto = summarise(det_g, det_h), summarise(sto_g, sto_h)
     asymptote = 2 * (DET_C - 2) / 3
     metrics = {

@@ -44,7 +44,7 @@ FULL = Settings(
     Recipe(grids=(Grid("sgd", (0.03, 0.1, 0.3), (1e-4, 5e-4, 2e-3)),
                   Grid("adam_l2", (3e-3, 1e-2, 3e-2), (1e-5, 1e-4, 1e-3)),
                   Grid("adamw", (3e-3, 1e-2, 3e-2), (0.01, 0.05, 0.2))),
-           epochs=40, batch=32, shift=1, train_size=400, val_size=400, tune_seeds=2, test_seeds=20,
+           epochs=40, batch=32, shift=1, train_size=400, val_size=400, tune_seeds=2, test_seeds=12,
            max_extensions=2),
     workers=2,
 )
