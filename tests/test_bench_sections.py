@@ -12,13 +12,13 @@ import adamlab
 from adamlab.bench import host, safety
 
 
-def test_the_host_sections_preparation_stages_a_step_and_writes_nothing():
+def test_the_host_sections_check_reads_the_steps_arrays_and_writes_nothing():
     params = host._params(30)
     ours = adamlab.AdamW(params, lr=1e-3, weight_decay=1e-2)
     ours.step()
     before = [p.detach().clone() for p in params]
     state = {k: v.clone() for k, v in ours.state[params[0]].items()}
-    report = host.preparation_seconds(ours, repeats=3)
+    report = host.check_seconds(ours, repeats=3)
     assert report["arrays"] == 4 * len(params)  # p, g, exp_avg, exp_avg_sq of every param
     assert all(torch.equal(p, b) for p, b in zip(params, before))
     assert all(torch.equal(ours.state[params[0]][k], v) for k, v in state.items())
