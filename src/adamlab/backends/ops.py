@@ -59,7 +59,7 @@ def runner(arrays: list[torch.Tensor], values, key: str, width: int):
     """A callable that applies the update with these scalar values; raises (before any write) if it cannot."""
     e = entry(key)
     memo_key = (key, arrays[0].data_ptr() if arrays else 0, len(arrays))
-    if memo_key not in _memos and len(_memos) > 64:
+    if memo_key not in _memos and len(_memos) > 1024:  # as the eager step: one per bucket of a large model
         _memos.clear()
     memo = _memos.setdefault(memo_key, {})
     bucket = dispatch.Bucket(e.cfg, SimpleNamespace(**dict(zip(e.scalar_names, values))), arrays, width, memo)
