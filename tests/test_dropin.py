@@ -266,7 +266,7 @@ def test_unpickled_step_as_a_number_becomes_a_tensor():
     assert torch.is_tensor(opt.state[p]["step"]) and float(opt.state[p]["step"]) == 2
 
 
-@pytest.mark.parametrize("case", params(TORCH_CASES))
+@pytest.mark.parametrize("case", tiered(TORCH_CASES))
 def test_state_dict_equals_torchs_key_for_key(case):
     """After steps where some params have no grad (frozen, late, never): the same entries, keys and values."""
     def run(make):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from cases import ALL_CASES, BACKENDS, STATEFUL, lr_multiplier, params, through_bytes
+from cases import ALL_CASES, BACKENDS, STATEFUL, lr_multiplier, params, through_bytes, tiered
 from oracle import Reference
 
 HALF = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -22,7 +22,7 @@ ADAM_FIRST_STEP = [c for c in ALL_CASES if c.algorithm == "adam" and c.kwargs.ge
 
 @pytest.mark.parametrize("half", HALF)
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("case", params(ALL_CASES))
+@pytest.mark.parametrize("case", tiered(ALL_CASES))
 def test_state_is_fp32_and_params_keep_their_dtype(case, backend, half):
     p = torch.randn(6, 5).to(HALF[half])
     opt = case.make([p], fused=BACKENDS[backend])
@@ -75,7 +75,7 @@ STEPS = 40
 
 @pytest.mark.parametrize("half", HALF)
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("case", params(ALL_CASES))
+@pytest.mark.parametrize("case", tiered(ALL_CASES))
 def test_trajectory_tracks_rounded_reference(case, backend, half):
     dtype = HALF[half]
     gen = torch.Generator().manual_seed(3)
@@ -103,7 +103,7 @@ def test_trajectory_tracks_rounded_reference(case, backend, half):
     assert (off > 0.5).mean() <= 0.1, (off > 0.5).mean()
 
 
-@pytest.mark.parametrize("case", params(STATEFUL))
+@pytest.mark.parametrize("case", tiered(STATEFUL))
 def test_loading_into_half_params_keeps_fp32_state(case):
     source = torch.nn.Linear(4, 3)
     opt = case.make(source.parameters())

@@ -12,7 +12,7 @@ import itertools
 
 import pytest
 import torch
-from cases import ALL_CASES, BACKENDS, by_name, params
+from cases import ALL_CASES, BACKENDS, by_name, tiered
 
 SHAPES = [(6, 5), (4, 3, 2, 2), (7,)]
 STEPS = 4
@@ -61,7 +61,7 @@ LAYOUTS = [
 
 @pytest.mark.parametrize("param_layout, grad_layout", LAYOUTS)
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("case", params(ALL_CASES))
+@pytest.mark.parametrize("case", tiered(ALL_CASES))
 def test_layout_does_not_change_the_update(case, backend, param_layout, grad_layout):
     fused = BACKENDS[backend]
     expected, expected_state = run(case, fused, torch.clone, torch.clone)

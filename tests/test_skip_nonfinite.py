@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from cases import ALL_CASES, BACKENDS, TORCH_CASES, params, through_bytes
+from cases import ALL_CASES, BACKENDS, TORCH_CASES, through_bytes, tiered
 
 import adamlab
 
@@ -48,7 +48,7 @@ def assert_states_equal(a, b):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("case", params(ALL_CASES))
+@pytest.mark.parametrize("case", tiered(ALL_CASES))
 def test_a_skipped_step_is_bit_identical_to_a_step_never_taken(case, backend, dtype):
     ps, opt = train(case, DTYPES[dtype], BACKENDS[backend], skip_bad_calls=False, skip_nonfinite=True)
     qs, oracle = train(case, DTYPES[dtype], BACKENDS[backend], skip_bad_calls=True, skip_nonfinite=True)
@@ -60,7 +60,7 @@ def test_a_skipped_step_is_bit_identical_to_a_step_never_taken(case, backend, dt
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("case", params(TORCH_CASES))
+@pytest.mark.parametrize("case", tiered(TORCH_CASES))
 def test_without_the_option_non_finite_values_flow_as_in_torch(case, backend):
     def run(make):
         ps = [torch.nn.Parameter(torch.linspace(-1, 1, 300)) for _ in range(2)]

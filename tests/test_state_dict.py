@@ -19,12 +19,12 @@ from cases import (
     fixed_batch,
     loss_fn,
     lr_multiplier,
-    params,
     rel_diff,
     set_lr,
     small_model,
     snapshot,
     through_bytes,
+    tiered,
 )
 
 SAVE_AT, MORE = 20, 30
@@ -75,7 +75,7 @@ def test_adamlab_checkpoint_continues_in_torch(name):
     assert rel_diff(actual, expected) <= 1e-12
 
 
-@pytest.mark.parametrize("case", params(ALL_CASES))
+@pytest.mark.parametrize("case", tiered(ALL_CASES))
 def test_adamlab_checkpoint_resumes_exactly(case):
     """Every configuration, including adamlab's own options (decay_scale needs initial_lr back)."""
     actual, expected = resume(case, save_with=adamlab_opt, load_with=adamlab_opt)
@@ -88,7 +88,7 @@ def stepped(case, model):
     return opt
 
 
-@pytest.mark.parametrize("case", params(STATEFUL))
+@pytest.mark.parametrize("case", tiered(STATEFUL))
 def test_wrong_shapes_are_refused_and_change_nothing(case):
     opt = stepped(case, small_model())
     other = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 3)).double()
@@ -99,7 +99,7 @@ def test_wrong_shapes_are_refused_and_change_nothing(case):
     assert_same_snapshot(snapshot(opt), before)
 
 
-@pytest.mark.parametrize("case", params(ALL_CASES))
+@pytest.mark.parametrize("case", tiered(ALL_CASES))
 def test_wrong_group_count_is_refused_and_changes_nothing(case):
     opt = stepped(case, small_model())
     model = small_model()

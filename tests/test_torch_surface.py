@@ -15,9 +15,9 @@ from cases import (
     by_name,
     fixed_batch,
     loss_fn,
-    params,
     rel_diff,
     small_model,
+    tiered,
 )
 from torch.optim import lr_scheduler
 from torch.optim.optimizer import (
@@ -86,7 +86,7 @@ def test_scheduler_drives_adamlab_as_torch(name, scheduler):
 # ------------------------------------------------------------------ closures, groups, zero_grad
 
 
-@pytest.mark.parametrize("case", params(ALL_CASES))
+@pytest.mark.parametrize("case", tiered(ALL_CASES))
 def test_step_with_closure_returns_its_loss_and_uses_its_grads(case):
     batch = fixed_batch()
     plain_model, closure_model = small_model(), small_model()
@@ -186,7 +186,7 @@ def test_state_dict_hooks_fire():
 # ------------------------------------------------------------------ which params step
 
 
-@pytest.mark.parametrize("case", params(ALL_CASES))
+@pytest.mark.parametrize("case", tiered(ALL_CASES))
 def test_params_without_grad_are_skipped(case):
     """No grad: not decayed, not counted, its state as torch left it (none, or Adagrad's initial one)."""
     with_grad, without = torch.randn(4, 3), torch.randn(5)
