@@ -16,9 +16,14 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
-# kernels are built into a cache of this run's own (inherited by the subprocesses tests start), so no
-# run depends on what an earlier one left on disk
-os.environ["ADAMLAB_CACHE_DIR"] = tempfile.mkdtemp(prefix="adamlab-test-cache-")
+# Kernels go to a cache of the tests' own (inherited by the subprocesses tests start), never the user's.
+# It outlives the run, as the user's cache does: a kernel's file name is the hash of its source, flags and CPU,
+# and each file carries a checksum, so a later run reuses only what it would have built itself (and builds
+# nothing when the code did not change). ADAMLAB_TEST_FRESH_CACHE=1 gives a run an empty cache of its own.
+if os.environ.get("ADAMLAB_TEST_FRESH_CACHE") == "1":
+    os.environ["ADAMLAB_CACHE_DIR"] = tempfile.mkdtemp(prefix="adamlab-test-cache-")
+else:
+    os.environ["ADAMLAB_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), f"adamlab-test-cache-{os.getuid()}")
 
 
 @pytest.fixture(autouse=True)

@@ -5,6 +5,7 @@ Speeds are never asserted (the bench prints them); these tests check what is mea
 
 from __future__ import annotations
 
+import pytest
 import torch
 from labcheck import run_cli
 
@@ -40,6 +41,7 @@ def test_the_safety_sections_contenders_take_the_same_step():
     assert report["met"] == (report["ratio"] <= safety.TARGET)
 
 
+@pytest.mark.slow  # a subprocess or a whole run: seconds
 def test_quick_bench_prints_each_chosen_section_and_only_those():
     result = run_cli("bench", "--quick", "--sections", "host,safety")
     assert result.returncode == 0, result.stderr

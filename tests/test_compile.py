@@ -97,6 +97,7 @@ def test_the_step_op_passes_opcheck():
     torch.library.opcheck(torch.ops.adamlab.step.default, (written, grads, scalars, key))
 
 
+@pytest.mark.slow  # a subprocess or a whole run: seconds
 def test_the_op_steps_rows_of_scalars_apart():
     """Params at different step counts in one call: each row of scalars is its param's own."""
     ps, qs = twins(((5,), (6,), (7,)))

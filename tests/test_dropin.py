@@ -314,6 +314,7 @@ def test_only_the_priming_step_goes_uncounted(case):
                 assert torch.equal(ours[i][key], value), key
 
 
+@pytest.mark.slow  # a subprocess or a whole run: seconds
 def test_importing_adamlab_does_not_import_torch_until_a_name_is_used():
     """The command line checks its arguments before torch is loaded (an error comes back in well under 1 s)."""
     import subprocess

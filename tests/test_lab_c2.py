@@ -23,6 +23,7 @@ def outcome(tmp_path_factory):
     return c2.CLAIM.run(Context(tmp_path_factory.mktemp("c2"), quick=True, seed=0))
 
 
+@pytest.mark.slow  # the quick run: seconds
 def test_quick_run_reproduces(outcome):
     assert_well_formed(outcome, finite=False)  # one seed: the grid's slope is undetermined (nan, +-inf)
     assert [f.path.name for f in outcome.figures] == ["c2_decay.png", "c2_equilibrium.png", "c2_grid.png"]
@@ -31,6 +32,7 @@ def test_quick_run_reproduces(outcome):
                                                         "grid": "not tested"}
 
 
+@pytest.mark.slow  # the quick run: seconds
 def test_adamw_mean_theta_follows_the_closed_form(outcome):
     """Pure noise averages out, so AdamW's mean theta_T is (1 - lr*wd)^T; its rate k is lr*wd in every group."""
     m = outcome.metrics
@@ -40,6 +42,7 @@ def test_adamw_mean_theta_follows_the_closed_form(outcome):
     assert m["a_adamw_k"] == pytest.approx([c2.A_LR * c2.A_ADAMW_WD] * len(c2.SIGMAS), rel=0.02)
 
 
+@pytest.mark.slow  # the quick run: seconds
 def test_adam_l2_decay_rate_in_the_noise_dominated_limit(outcome):
     """When noise dominates (sigma = 1), Adam + L2's decay rate is about lr * lambda' / sigma."""
     k_noisiest = outcome.metrics["a_adam_l2_k"][-1]
@@ -59,6 +62,7 @@ def test_sgd_l2_run_matches_a_numpy_recursion():
     np.testing.assert_allclose(ours.numpy(), w, rtol=0, atol=1e-12)
 
 
+@pytest.mark.slow  # the quick run: seconds
 def test_equivalence_metrics(outcome):
     m = outcome.metrics
     assert m["sgd_l2_vs_decoupled_max_diff"] < 1e-12

@@ -106,6 +106,7 @@ def test_transformer_is_causal_and_initialised_as_specified():
 # ---------------------------------------------------------------- the quick run (runs in worker processes)
 
 
+@pytest.mark.slow  # a subprocess or a whole run: seconds
 def test_quick_run(tmp_path):
     calls = []
 
@@ -130,6 +131,7 @@ def test_quick_run(tmp_path):
     assert part_verdicts(c3.CLAIM, outcome.metrics) == {"periods": "reproduced", "training": "not tested"}
 
 
+@pytest.mark.slow  # a subprocess or a whole run: seconds
 def test_worker_pool_matches_in_process_runs():
     """The full run trains in spawned worker processes; they must report back, in order, the same numbers."""
     runs = [LMRun(v, seed=0, steps=3, warmup=w, val_windows=8) for v, w in (("linear", 2), ("radam", 0))]

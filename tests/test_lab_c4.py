@@ -17,6 +17,7 @@ def outcome(tmp_path_factory):
     return c4.CLAIM.run(Context(tmp_path_factory.mktemp("c4"), quick=True, seed=0))
 
 
+@pytest.mark.slow  # the quick run: seconds
 def test_quick_run_reproduces(outcome):
     assert_well_formed(outcome)
     m = outcome.metrics

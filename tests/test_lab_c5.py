@@ -58,6 +58,7 @@ def test_min_norm_solution_classifies_fresh_points():
 # ---------------------------------------------------------------- the quick run
 
 
+@pytest.mark.slow  # the quick run: seconds
 def test_quick_run(outcome):
     assert_well_formed(outcome)
     assert [f.path.name for f in outcome.figures] == ["c5_constructed.png", "c5_tuning.png", "c5_digits.png"]
@@ -65,6 +66,7 @@ def test_quick_run(outcome):
     assert part_verdicts(c5.CLAIM, outcome.metrics) == {"constructed": "reproduced", "cnn": "not tested"}
 
 
+@pytest.mark.slow  # the quick run: seconds
 def test_adaptive_methods_reach_the_sign_direction(outcome):
     c = outcome.metrics["constructed"]
     for name in c5.ADAPTIVE:
@@ -74,6 +76,7 @@ def test_adaptive_methods_reach_the_sign_direction(outcome):
         assert c[name]["test_error"] == outcome.metrics["constructed_setup"]["fresh_negative_fraction"]
 
 
+@pytest.mark.slow  # the quick run: seconds
 def test_gradient_methods_reach_the_minimum_norm_solution(outcome):
     c = outcome.metrics["constructed"]
     assert c["gd"]["relative_distance_to_min_norm"] < 1e-8
@@ -82,6 +85,7 @@ def test_gradient_methods_reach_the_minimum_norm_solution(outcome):
     assert all(c[n]["test_error"] == 0 for n in ("gd", "sgd", "heavy_ball"))
 
 
+@pytest.mark.slow  # the quick run: seconds
 def test_cnn_is_reported(outcome):
     cnn_metrics = outcome.metrics["cnn"]
     assert set(cnn_metrics["test_accuracy"]) == set(cnn.KINDS)

@@ -21,6 +21,7 @@ def outcome(tmp_path_factory):
     return c7.CLAIM.run(Context(tmp_path_factory.mktemp("c7"), quick=True, seed=0))
 
 
+@pytest.mark.slow  # the quick run: seconds
 def test_quick_run_is_well_formed_and_judges_only_the_one_step_check(outcome):
     assert_well_formed(outcome)
     assert [f.path.name for f in outcome.figures] == ["c7_low_precision.png"]
@@ -41,6 +42,7 @@ def eight_bit_bytes(shapes) -> float:
     return total / count
 
 
+@pytest.mark.slow  # the quick run: seconds
 def test_every_way_runs_on_both_tasks_and_reports_its_memory(outcome):
     m = outcome.metrics
     lm_model = TinyGPT(char_data().vocab_size, context=c7.QUICK.lm_context, d_model=c7.QUICK.lm_width)
@@ -85,6 +87,7 @@ def test_block_errors_are_per_block_relative_norms():
     assert one_step.block_errors(got, want) == pytest.approx(expected, rel=1e-12)
 
 
+@pytest.mark.slow  # the quick run: seconds
 def test_the_one_step_check_measures_the_codes_against_torch(outcome):
     check = outcome.metrics["one_step"]
     # the 8-bit step stores its fp32 moments through the codes, so its error is the codes' round trip
@@ -124,12 +127,14 @@ def decided(outcome, tol: float = 0.01, **gaps) -> dict:
     return m
 
 
+@pytest.mark.slow  # the quick run: seconds
 def test_the_claim_holds_when_formats_reproduce_and_nearest_stalls(outcome):
     assert set(part_verdicts(c7.CLAIM, decided(outcome)).values()) == {"reproduced"}
 
 
 @pytest.mark.parametrize("key", ["lm", "digits"])
 @pytest.mark.parametrize("way", c7.REPRODUCING)
+@pytest.mark.slow  # the quick run: seconds
 def test_a_way_outside_the_tolerance_does_not_reproduce(outcome, key, way):
     other = "digits" if key == "lm" else "lm"
     for gap, verdict in ((0.0099, "reproduced"), (0.0101, "not reproduced"), (-0.0101, "not reproduced")):
@@ -138,12 +143,14 @@ def test_a_way_outside_the_tolerance_does_not_reproduce(outcome, key, way):
 
 
 @pytest.mark.parametrize("key", ["lm", "digits"])
+@pytest.mark.slow  # the quick run: seconds
 def test_nearest_rounding_must_fall_behind(outcome, key):
     assert part_verdicts(c7.CLAIM, decided(outcome, **{key: {c7.STALLING: 0.0099}}))[key] == "not reproduced"
     assert part_verdicts(c7.CLAIM, decided(outcome, **{key: {c7.STALLING: 0.0101}}))[key] == "reproduced"
 
 
 @pytest.mark.parametrize("name", ["exp_avg", "exp_avg_sq"])
+@pytest.mark.slow  # the quick run: seconds
 def test_a_large_one_step_error_fails_the_check(outcome, name):
     m = decided(outcome)
     limit = c7.STEP_MEDIAN_MAX[name]
@@ -154,6 +161,7 @@ def test_a_large_one_step_error_fails_the_check(outcome, name):
 
 
 @pytest.mark.parametrize("key", ["lm", "digits"])
+@pytest.mark.slow  # the quick run: seconds
 def test_too_few_seeds_or_steps_decide_nothing(outcome, key):
     m = decided(outcome)
     m[key]["seeds"] = c7.MIN_SEEDS - 1

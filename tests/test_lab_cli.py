@@ -76,6 +76,7 @@ def test_bad_reproduce_arguments_name_their_flag(tmp_path, args, words):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow  # a subprocess or a whole run: seconds
 def test_a_run_owns_its_folder_and_prints_plain_text(tmp_path):
     """A quick C6 run into a folder that holds an earlier run's report and a user's file."""
     out = tmp_path / "report"
@@ -163,6 +164,7 @@ def test_bad_bench_arguments_name_their_flag(args, words):
     one_line_error(run_cli("bench", *args), *words)
 
 
+@pytest.mark.slow  # a subprocess or a whole run: seconds
 def test_quick_bench_prints_the_cases_it_ran_in_plain_text():
     result = run_cli("bench", "--quick", "--sections", "step", "--cases", "c", "--variants", "adamw", "--repeats", "2")
     assert result.returncode == 0, result.stderr

@@ -96,6 +96,7 @@ needs_browser = pytest.mark.skipif(chromium() is None, reason="no Chromium binar
 
 
 @needs_browser
+@pytest.mark.slow  # a subprocess or a whole run: seconds
 def test_every_figure_loads_and_nothing_is_fetched(tmp_path):
     status = load_status(small_report(tmp_path))
     assert status == {"images": 2, "loaded": 2, "broken": [], "errors": [], "external": []}

@@ -123,6 +123,7 @@ def test_transposed_grads_follow_the_element():
     assert all(torch.equal(a, b) for a, b in zip(plain[0], strided[0]))
 
 
+@pytest.mark.slow  # a subprocess or a whole run: seconds
 def test_two_thousand_tensors_take_one_launch(monkeypatch):
     calls, real = [], triton_launch.Launch.__call__
     counted = lambda self, *a: calls.append(len(self.work)) or real(self, *a)  # noqa: E731
@@ -342,6 +343,7 @@ def run_python(code: str, **env):
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env})
 
 
+@pytest.mark.slow  # a subprocess or a whole run: seconds
 def test_the_library_imports_and_steps_without_triton():
     code = (
         "import sys; sys.modules['triton'] = None\n"
@@ -355,6 +357,7 @@ def test_the_library_imports_and_steps_without_triton():
     assert "adamlab[gpu]" in out.stdout
 
 
+@pytest.mark.slow  # a subprocess or a whole run: seconds
 def test_without_the_interpreter_cpu_tensors_are_refused():
     code = (
         "import torch, adamlab\n"
@@ -436,6 +439,7 @@ def run_python_file(path, *args):
     return subprocess.run([sys.executable, str(path), *args], capture_output=True, text=True, env=env, timeout=1200)
 
 
+@pytest.mark.slow  # a subprocess or a whole run: seconds
 def test_compiled_kernels_use_only_exactly_rounded_instructions():
     """PTX for sm_90 of a sample of kernels: no approximate division or root, no flush to zero, and every
     add, sub and mul carries an explicit rounding, so ptxas cannot contract them into an fma."""
