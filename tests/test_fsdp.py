@@ -8,29 +8,18 @@ process on the whole batch. The fused path runs on the local shards.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from two_ranks import single_and_sharded
 
 pytestmark = pytest.mark.slow  # two ranks in subprocesses
 
-dist = pytest.importorskip("torch.distributed")
-if not dist.is_available() or not dist.is_gloo_available():
-    pytest.skip("torch.distributed with gloo is not available", allow_module_level=True)
-
-SCRIPT = Path(__file__).parent / "scripts" / "fsdp2_train.py"
 CASES = ["adamw:true", "sgd:none", "rmsprop:none", "radam:false"]
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    out = tmp_path_factory.mktemp("fsdp2")
-    for mode in ("single", "sharded"):
-        subprocess.run([sys.executable, str(SCRIPT), str(out), mode, *CASES], check=True, timeout=600)
-    return {mode: torch.load(out / f"{mode}.pt", weights_only=True) for mode in ("single", "sharded")}
+    return single_and_sharded("fsdp2_train.py", CASES, tmp_path_factory.mktemp("fsdp2"))
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -13,31 +13,20 @@ the blocks differ and so do the codes, by the code's own resolution.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from two_ranks import single_and_sharded
 
 from adamlab.backends import quantized
 
 pytestmark = pytest.mark.slow  # two ranks in subprocesses
 
-dist = pytest.importorskip("torch.distributed")
-if not dist.is_available() or not dist.is_gloo_available():
-    pytest.skip("torch.distributed with gloo is not available", allow_module_level=True)
-
-SCRIPT = Path(__file__).parent / "scripts" / "fsdp2_lowp.py"
 CASES = ["8bit:none", "8bit:false", "bf16:none", "kahan:none"]
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    out = tmp_path_factory.mktemp("fsdp2_lowp")
-    for mode in ("single", "sharded"):
-        subprocess.run([sys.executable, str(SCRIPT), str(out), mode, *CASES], check=True, timeout=600)
-    return {mode: torch.load(out / f"{mode}.pt", weights_only=True) for mode in ("single", "sharded")}
+    return single_and_sharded("fsdp2_lowp.py", CASES, tmp_path_factory.mktemp("fsdp2_lowp"))
 
 
 def test_8bit_blocks_start_at_each_shard_and_codes_are_sharded_like_the_param(runs):
