@@ -21,7 +21,6 @@ import json
 # the names only (cases.py holds what they mean), so that building the command line imports no torch
 CASE_KEYS = ("a", "b", "c")
 VARIANTS = ("adamw", "amsgrad", "bf16", "no-bc")
-SECTIONS = ("step", "memory", "host", "safety", "monitor", "compile")
 COMPILE_LAYOUTS = ("mlp", "gpt", "many")  # compiled.py's LAYOUTS
 
 
@@ -120,6 +119,7 @@ def _compile(args, repeats, progress):
 
 SECTION_RUNNERS = {"step": _step, "memory": _memory, "host": _host, "safety": _safety, "monitor": _monitor,
                    "compile": _compile}
+SECTIONS = tuple(SECTION_RUNNERS)  # the --sections choices, in report order
 
 
 def main(argv: list[str] | None = None) -> int:
