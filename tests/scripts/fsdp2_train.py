@@ -6,12 +6,14 @@ Writes OUT_DIR/<mode>.pt: {case: {"params": full final params, "state_types": [.
 
 import os
 import sys
+from pathlib import Path
 
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
-import adamlab
+sys.path.insert(0, str(Path(__file__).parent))
+from two_ranks import spawn  # noqa: E402
+
+import adamlab  # noqa: E402
 
 STEPS, BATCH = 12, 16
 
@@ -50,8 +52,6 @@ def sharded(rank, out, cases):
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{out}/rendezvous", rank=rank, world_size=2)
     mesh = init_device_mesh("cpu", (2,))
     results = {}
     for case in cases:
@@ -68,13 +68,12 @@ def sharded(rank, out, cases):
         results[case] = {"params": [p.full_tensor() for p in model.parameters()], "state_types": kinds}
     if rank == 0:
         torch.save(results, f"{out}/sharded.pt")
-    dist.destroy_process_group()
 
 
 def main():
     out, mode, cases = sys.argv[1], sys.argv[2], sys.argv[3:]
     if mode == "sharded":
-        mp.spawn(sharded, args=(out, cases), nprocs=2, join=True)
+        spawn(sharded, out, cases)
         return
     torch.set_num_threads(1)
     results = {}
