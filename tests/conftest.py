@@ -26,6 +26,17 @@ else:
     os.environ["ADAMLAB_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), f"adamlab-test-cache-{os.getuid()}")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _host_check_helper():
+    """Every test steps with the C++ array check, built once into the tests' cache (about 15 s cold), so no
+    test depends on whether an earlier one started its background build; tests of the Python check turn it
+    off (adamlab.backends.hostcheck.enabled)."""
+    from adamlab.backends import hostcheck
+
+    hostcheck.wait()
+    yield
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

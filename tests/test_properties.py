@@ -77,8 +77,20 @@ def attempt(opt, ps, grads, skip):
     case_name=st.sampled_from(CASES),
     fused=st.sampled_from([None, False]),
     plan=st.lists(st.tuples(st.sampled_from(MUTATIONS), st.integers(0, 2**16)), min_size=1, max_size=4),
+    host_check=st.sampled_from(["c++", "python"]),
 )
-def test_every_step_matches_torch_or_is_refused_with_nothing_changed(case_name, fused, plan):
+def test_every_step_matches_torch_or_is_refused_with_nothing_changed(case_name, fused, plan, host_check):
+    """host_check: the per-step array check as one C++ call, or asked in Python (the same answers)."""
+    from adamlab.backends import hostcheck
+
+    hostcheck.enabled = host_check == "c++"
+    try:
+        _mutated_run(case_name, fused, plan)
+    finally:
+        hostcheck.enabled = True
+
+
+def _mutated_run(case_name, fused, plan):
     import random
 
     case = by_name(case_name)

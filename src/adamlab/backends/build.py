@@ -12,6 +12,7 @@ compiler on PATH.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import hashlib
 import os
@@ -27,22 +28,31 @@ FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-fno-math-errn
 TIMEOUT_S = float(os.environ.get("ADAMLAB_BUILD_TIMEOUT", 300))  # seconds a build may take
 
 _warned = False
-builds = 0  # compilations in this process (cache misses on disk), for tests and `adamlab bench`
+builds = 0  # kernel compilations in this process (cache misses on disk), for tests and `adamlab bench`
 _fallback_dir: Path | None = None
+_running: set[subprocess.Popen] = set()  # compilers still running (a build in a background thread)
+
+
+@atexit.register
+def _stop_compilers() -> None:
+    for proc in list(_running):  # a compiler outliving the process would leave its temporary files behind
+        _kill(proc)
 
 
 class BuildError(RuntimeError):
     """A kernel could not be found, built or loaded; the message names the file or compiler."""
 
 
-def compiler() -> list[str]:
-    """The C compiler as a command line: ``$CC`` parsed like a shell would (``ccache gcc``), else gcc or cc."""
-    cc = os.environ.get("CC")
-    if cc:
-        return shlex.split(cc)
-    found = shutil.which("gcc") or shutil.which("cc")
+def compiler(cxx: bool = False) -> list[str]:
+    """The C (C++) compiler as a command line: ``$CC`` (``$CXX``) parsed like a shell would (``ccache gcc``),
+    else gcc or cc (g++ or c++)."""
+    variable, names = ("CXX", ("g++", "c++")) if cxx else ("CC", ("gcc", "cc"))
+    given = os.environ.get(variable)
+    if given:
+        return shlex.split(given)
+    found = shutil.which(names[0]) or shutil.which(names[1])
     if found is None:
-        raise BuildError("no C compiler found on PATH (set CC)")
+        raise BuildError(f"no {'C++' if cxx else 'C'} compiler found on PATH (set {variable})")
     return [found]
 
 
@@ -82,20 +92,42 @@ def _verified(lib: Path) -> bool:
         return False
 
 
-def _compile(source: str, lib: Path) -> None:
+def _run_compiler(cmd: list[str]) -> tuple[int, str]:
+    """(exit code, stderr) of a compiler run; killed after TIMEOUT_S (TimeoutExpired)."""
+    # its own process group, so that a kill reaches what the compiler started (ccache, cc1, a script's children)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _running.add(proc)
+    try:
+        _, err = proc.communicate(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        proc.wait()
+        raise
+    finally:
+        _running.discard(proc)
+    return proc.returncode, err
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, 9)
+    except OSError:  # already gone
+        pass
+
+
+def _compile(source: str, lib: Path, flags: tuple[str, ...], cxx: bool, counted: bool) -> None:
     """Build into a temporary file, check that it loads, then move it (and its checksum) into place."""
     global builds
-    cmd = compiler()
+    cmd = compiler(cxx)
     with tempfile.TemporaryDirectory(dir=lib.parent) as tmp:
-        src, out = Path(tmp) / "k.c", Path(tmp) / "k.so"
+        src, out = Path(tmp) / ("k.cpp" if cxx else "k.c"), Path(tmp) / "k.so"
         src.write_text(source)
         try:
-            run = subprocess.run([*cmd, *FLAGS, str(src), "-o", str(out)], capture_output=True, text=True,
-                                 timeout=TIMEOUT_S)
+            code, err = _run_compiler([*cmd, *flags, str(src), "-o", str(out)])
         except subprocess.TimeoutExpired:
             raise BuildError(f"compiler {shlex.join(cmd)} did not finish within {TIMEOUT_S:.0f} s") from None
-        if run.returncode != 0:
-            raise BuildError(f"compiler {shlex.join(cmd)} failed (exit {run.returncode}):\n{run.stderr[-2000:]}")
+        if code != 0:
+            raise BuildError(f"compiler {shlex.join(cmd)} failed (exit {code}):\n{err[-2000:]}")
         try:
             ctypes.CDLL(str(out))  # a compiler that writes garbage must not poison the cache
         except OSError as e:
@@ -103,19 +135,25 @@ def _compile(source: str, lib: Path) -> None:
         Path(tmp, "k.sha256").write_text(_checksum(out))
         os.replace(Path(tmp) / "k.sha256", lib.with_suffix(".sha256"))  # before the library: readers check it
         os.replace(out, lib)  # atomic: concurrent processes never load a half-written file
-    builds += 1
+    builds += counted
 
 
-def load_library(source: str) -> ctypes.CDLL:
-    """The compiled library of ``source``, from the disk cache or freshly built; raises BuildError."""
-    digest = hashlib.sha256((source + " ".join(FLAGS) + _cpu_tag()).encode()).hexdigest()[:24]
+def load_library(source: str, flags: tuple[str, ...] = FLAGS, *, cxx: bool = False, loader=ctypes.CDLL,
+                 counted: bool = True, cached_only: bool = False):
+    """The compiled library of ``source``, from the disk cache or freshly built; raises BuildError.
+
+    ``loader``: ctypes.PyDLL for a library that calls the Python C API (it keeps the GIL);
+    ``counted``: whether a build counts in :data:`builds`; ``cached_only``: raise rather than build."""
+    digest = hashlib.sha256((source + " ".join(flags) + _cpu_tag()).encode()).hexdigest()[:24]
     try:
         lib = cache_dir() / f"adamlab_{digest}.so"
         for attempt in range(2):
             if not _verified(lib):
-                _compile(source, lib)
+                if cached_only:
+                    raise BuildError(f"{lib} is not in the cache")
+                _compile(source, lib, flags, cxx, counted)
             try:
-                return ctypes.CDLL(str(lib))
+                return loader(str(lib))
             except OSError as e:
                 if attempt:
                     raise BuildError(f"cached kernel {lib} does not load: {e}") from None

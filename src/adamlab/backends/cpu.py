@@ -156,19 +156,22 @@ def _codec_key(bucket, slot) -> tuple:
 def _contiguous_layout(bucket, required: bool):
     """Launches for a bucket whose arrays are all contiguous CPU tensors, reused while they stay so."""
     memo, flat, w = bucket.memo, bucket.flat, bucket.width
-    if not all(map(torch.Tensor.is_contiguous, flat)):
-        return None
-    numels, dtypes = bucket.signature()
-    table = np.array(list(map(torch.Tensor.data_ptr, flat)), dtype=np.int64).reshape(-1, w)
     cached = memo.get("cpu")
-    # arrays whose pointer is unchanged since they were last found on the CPU are still there
-    if cached is None or cached[2] is None or cached[2].shape != table.shape:
-        moved = flat
+    table = bucket.cpu_pointers()  # read with the signature, in one C++ call (all contiguous, all on the CPU)
+    if table is not None:
+        table = table.reshape(-1, w)
     else:
-        moved = [flat[i] for i in np.flatnonzero(table.ravel() != cached[2].ravel()).tolist()]
-    if not all(map(_IS_CPU, moved)):
-        return None
-    built_for = (bucket.cfg, numels, dtypes, tuple(vars(bucket.scalars)))  # what the kernels were chosen for
+        if not all(map(torch.Tensor.is_contiguous, flat)):
+            return None
+        table = np.array(list(map(torch.Tensor.data_ptr, flat)), dtype=np.int64).reshape(-1, w)
+        # arrays whose pointer is unchanged since they were last found on the CPU are still there
+        if cached is None or cached[2] is None or cached[2].shape != table.shape:
+            moved = flat
+        else:
+            moved = [flat[i] for i in np.flatnonzero(table.ravel() != cached[2].ravel()).tolist()]
+        if not all(map(_IS_CPU, moved)):
+            return None
+    built_for = (bucket.cfg, bucket.signature(), tuple(vars(bucket.scalars)))  # what the kernels were chosen for
     if cached is None or cached[0] != built_for:
         cached = memo["cpu"] = (built_for, _launches(bucket, required), None)
     launches, rest = cached[1]
@@ -186,7 +189,7 @@ def _contiguous_layout(bucket, required: bool):
 def _launches(bucket, required: bool):
     """Group a contiguous bucket's slots by dtypes into kernels; (launches, slot positions left over)."""
     groups: dict = {}
-    numels = bucket.signature()[0][:: bucket.width]
+    numels = bucket.numels()[:: bucket.width]
     for k, slot in enumerate(bucket.slots):
         groups.setdefault(_codec_key(bucket, slot), []).append(k)
     launches, rest = [], []

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 import torch
 
-from . import cpu, reference, triton_launch
+from . import cpu, hostcheck, reference, triton_launch
 
 BACKENDS = ("triton", "c", "reference")
 
@@ -39,7 +39,7 @@ class Bucket:
         self.cfg, self.scalars, self.flat, self.width = cfg, scalars, flat, width
         self.memo = {} if memo is None else memo
         self.codecs = codecs
-        self._signature = None
+        self._signature = self._pointers = None
         #: AMP's found_inf, read on the device by the kernel (device steps only; else None)
         self.found_inf = found_inf
 
@@ -48,11 +48,25 @@ class Bucket:
         w = self.width
         return [self.flat[k : k + w] for k in range(0, len(self.flat), w)]
 
-    def signature(self) -> tuple[list, list]:
-        """Every array's element count and dtype: what the last check and layout were made for."""
+    def signature(self):
+        """Every array's element count and dtype, as one value that compares equal while they stay the same:
+        what the last check and layout were made for."""
         if self._signature is None:
-            self._signature = (list(map(torch.Tensor.numel, self.flat)), [a.dtype for a in self.flat])
+            found = hostcheck.scan(self.flat)
+            if found is None:
+                self._signature = (list(map(torch.Tensor.numel, self.flat)), [a.dtype for a in self.flat])
+            else:
+                self._signature, self._pointers = found
         return self._signature
+
+    def cpu_pointers(self):
+        """Every array's data pointer if all are contiguous CPU tensors, read with the signature; None if
+        they are not, or were not read that way (then ask the tensors)."""
+        self.signature()
+        return self._pointers
+
+    def numels(self) -> list[int]:
+        return list(map(torch.Tensor.numel, self.flat))
 
 
 def choose(requested: str | None, fused: bool | None, differentiable: bool, device: torch.device) -> str:

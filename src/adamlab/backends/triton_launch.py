@@ -220,10 +220,9 @@ def _contiguous_layout(bucket, required: bool):
     device = flat[0].device
     if not all(map(torch.Tensor.is_contiguous, flat)):
         return None
-    numels, dtypes = bucket.signature()
     table = _table(flat, w)
     cached = memo.get("triton")
-    layout = (numels, dtypes, tuple(vars(bucket.scalars)), device)
+    layout = (bucket.signature(), tuple(vars(bucket.scalars)), device)
     if cached is None or cached[0] != layout:
         if any(a.device != device for a in flat):
             return None
