@@ -157,8 +157,10 @@ def _contiguous_layout(bucket, required: bool):
     """Launches for a bucket whose arrays are all contiguous CPU tensors, reused while they stay so."""
     memo, flat, w = bucket.memo, bucket.flat, bucket.width
     cached = memo.get("cpu")
-    table = bucket.cpu_pointers()  # read with the signature, in one C++ call (all contiguous, all on the CPU)
+    table = bucket.pointers()  # read with the signature, in one C++ call (all contiguous, on one device)
     if table is not None:
+        if not flat[0].is_cpu:
+            return None
         table = table.reshape(-1, w)
     else:
         if not all(map(torch.Tensor.is_contiguous, flat)):

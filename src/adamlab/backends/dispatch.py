@@ -59,9 +59,9 @@ class Bucket:
                 self._signature, self._pointers = found
         return self._signature
 
-    def cpu_pointers(self):
-        """Every array's data pointer if all are contiguous CPU tensors, read with the signature; None if
-        they are not, or were not read that way (then ask the tensors)."""
+    def pointers(self):
+        """Every array's data pointer if all are contiguous tensors on the first one's device, read with the
+        signature; None if they are not, or were not read that way (then ask the tensors)."""
         self.signature()
         return self._pointers
 

@@ -37,20 +37,23 @@ SOURCE = r"""
 #include <cstdint>
 
 /* For each object of the list: its element count, its dtype (ScalarType code) and its data pointer.
-   Returns 1 if every one is a contiguous, strided CPU tensor with storage (the pointers are then valid),
-   0 if not (counts and dtypes are still filled), -1 if an object is not a tensor or cannot be read. */
+   Returns 1 if every one is a contiguous, strided tensor with storage on the first one's device (the
+   pointers are then valid), 0 if not (counts and dtypes are still filled), -1 if an object is not a
+   tensor or cannot be read. */
 extern "C" int64_t adamlab_scan(PyObject* list, int64_t* numels, int8_t* dtypes, int64_t* ptrs) {
     if (!PyList_Check(list)) return -1;
     const Py_ssize_t n = PyList_GET_SIZE(list);
     int64_t plain = 1;
     try {
+        c10::Device device(c10::kCPU);
         for (Py_ssize_t k = 0; k < n; k++) {
             PyObject* o = PyList_GET_ITEM(list, k);
             if (!THPVariable_Check(o)) return -1;
             const at::Tensor& t = THPVariable_Unpack(o);
             numels[k] = t.numel();
             dtypes[k] = static_cast<int8_t>(t.scalar_type());
-            if (plain && t.layout() == at::kStrided && t.has_storage() && t.device().is_cpu() && t.is_contiguous()) {
+            if (k == 0) device = t.device();
+            if (plain && t.layout() == at::kStrided && t.has_storage() && t.device() == device && t.is_contiguous()) {
                 ptrs[k] = reinterpret_cast<int64_t>(t.data_ptr());
             } else {
                 plain = 0;
@@ -121,8 +124,8 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def scan(arrays: list) -> tuple[bytes, np.ndarray | None] | None:
-    """(what the arrays are: their counts and dtypes as bytes, their pointers if all are contiguous CPU
-    tensors, else None), or None where the helper is not ready (ask in Python then)."""
+    """(what the arrays are: their counts and dtypes as bytes, their pointers if all are contiguous tensors
+    on the first one's device, else None), or None where the helper is not ready (ask in Python then)."""
     if not enabled:
         return None
     if _scan is None:

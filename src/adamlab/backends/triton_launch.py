@@ -218,16 +218,21 @@ def _contiguous_layout(bucket, required: bool):
     """Launches for a bucket of contiguous arrays on one device, reused while the layout holds."""
     flat, w, memo = bucket.flat, bucket.width, bucket.memo
     device = flat[0].device
-    if not all(map(torch.Tensor.is_contiguous, flat)):
-        return None
-    table = _table(flat, w)
+    table = bucket.pointers()  # read with the signature, in one C++ call: all contiguous, all on `device`
+    same_device = table is not None
+    if table is None:
+        if not all(map(torch.Tensor.is_contiguous, flat)):
+            return None
+        table = _table(flat, w)
+    else:
+        table = table.reshape(-1, w)
     cached = memo.get("triton")
     layout = (bucket.signature(), tuple(vars(bucket.scalars)), device)
     if cached is None or cached[0] != layout:
-        if any(a.device != device for a in flat):
+        if not same_device and any(a.device != device for a in flat):
             return None
         cached = memo["triton"] = [layout, _launches(bucket, bucket.slots, required), None]
-    elif not np.array_equal(cached[2], table):
+    elif not same_device and not np.array_equal(cached[2], table):
         moved = np.flatnonzero(table.ravel() != cached[2].ravel()).tolist()
         if any(flat[k].device != device for k in moved):
             return None
