@@ -107,6 +107,12 @@ def _start(arrays: int) -> None:
             threading.Thread(target=_load, args=(False,), name="adamlab-hostcheck-build", daemon=True).start()
 
 
+def cached() -> bool:
+    """Whether the helper is ready without building it (loaded now from the disk cache if it is there)."""
+    _start(0)
+    return _scan is not None
+
+
 def wait() -> bool:
     """Build (or load) the helper now, in this thread; whether it is ready (else see :data:`failure`)."""
     with _lock:
