@@ -1,4 +1,5 @@
-"""Compile C source into a shared library once per machine, cache it on disk, load it.
+"""Compile C source (or C++, for :mod:`.hostcheck`) into a shared library once per machine, cache it on
+disk, load it.
 
 The cache can only slow a run down, never stop it: every failure (no
 compiler, a compiler that fails, hangs or writes garbage, an unwritable or
