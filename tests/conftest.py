@@ -30,7 +30,7 @@ else:
 def _host_check_helper():
     """Every test steps with the C++ array check, built once into the tests' cache (about 15 s cold), so no
     test depends on whether an earlier one started its background build; tests of the Python check turn it
-    off (adamlab.backends.hostcheck.enabled)."""
+    off (adamlab.backends.hostcheck.using(False))."""
     from adamlab.backends import hostcheck
 
     hostcheck.wait()

@@ -28,6 +28,13 @@ def leaves(value):
         yield value
 
 
+def quick_outcome(claim, tmp_path_factory):
+    """The claim's quick run (seed 0) in a fresh directory: the module-scoped outcome its tests share."""
+    from adamlab.lab.framework.claim import Context
+
+    return claim.run(Context(tmp_path_factory.mktemp(claim.id.lower()), quick=True, seed=0))
+
+
 def assert_well_formed(outcome, finite: bool = True) -> None:
     """Metrics become strict JSON in results.json and, unless a non-finite value is the finding
     (``finite=False``), are finite; every figure is a real PNG with a caption and alt text."""

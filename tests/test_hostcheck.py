@@ -94,13 +94,10 @@ def test_objects_that_are_not_tensors_are_left_to_the_python_check(helper):
 def test_a_bucket_reads_the_same_signature_and_pointers_either_way(helper):
     arrays = [torch.randn(12) for _ in range(8)]
     fast = Bucket(None, None, arrays, 4)
-    hostcheck.enabled = False
-    try:
+    with hostcheck.using(False):
         slow = Bucket(None, None, arrays, 4)
         assert slow.pointers() is None  # asked in Python, the layout reads pointers itself
         python_signature = slow.signature()
-    finally:
-        hostcheck.enabled = True
     assert fast.pointers().tolist() == [a.data_ptr() for a in arrays]
     assert python_signature == ([12] * 8, [torch.float32] * 8)
     assert fast.numels() == slow.numels() == [12] * 8
@@ -111,8 +108,7 @@ def test_steps_with_either_check_match_torch_or_refuse_alike(helper, mutation):
     """Mutations the pointer alone cannot see: both checks must notice them, as torch.optim would."""
     results = {}
     for path in ("c++", "python"):
-        hostcheck.enabled = path == "c++"
-        try:
+        with hostcheck.using(path == "c++"):
             ps = [torch.nn.Parameter(torch.linspace(-1, 1, 16).reshape(4, 4)) for _ in range(3)]
             opt = adamlab.AdamW(ps, lr=1e-2)
             for p in ps:
@@ -132,8 +128,6 @@ def test_steps_with_either_check_match_torch_or_refuse_alike(helper, mutation):
                 results[path] = ("ok", [p.detach().clone() for p in ps])
             except Exception as e:  # noqa: BLE001 - the two checks must refuse with the same error
                 results[path] = (type(e).__name__, str(e))
-        finally:
-            hostcheck.enabled = True
     assert results["c++"][0] == results["python"][0]
     if results["c++"][0] == "ok":
         assert all(torch.equal(a, b) for a, b in zip(results["c++"][1], results["python"][1]))

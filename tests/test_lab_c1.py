@@ -6,15 +6,14 @@ import math
 
 import pytest
 import torch
-from labcheck import assert_well_formed, part_verdicts
+from labcheck import assert_well_formed, part_verdicts, quick_outcome
 
 from adamlab.lab.claims.c1_bias_correction import claim as c1
-from adamlab.lab.framework.claim import Context
 
 
 @pytest.fixture(scope="module")
 def outcome(tmp_path_factory):
-    return c1.CLAIM.run(Context(tmp_path_factory.mktemp("c1"), quick=True, seed=0))
+    return quick_outcome(c1.CLAIM, tmp_path_factory)
 
 
 def test_quick_run_reproduces(outcome):

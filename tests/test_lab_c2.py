@@ -8,19 +8,18 @@ import math
 import numpy as np
 import pytest
 import torch
-from labcheck import assert_well_formed, part_verdicts
+from labcheck import assert_well_formed, part_verdicts, quick_outcome
 
 from adamlab.lab.claims.c2_adamw import claim as c2
 from adamlab.lab.claims.c2_adamw import grid
 from adamlab.lab.claims.c2_adamw.bn_net import BNNet, Replicas, angle_between_rows
 from adamlab.lab.framework import digits
-from adamlab.lab.framework.claim import Context
 from adamlab.lab.framework.verdicts import UNDECIDED
 
 
 @pytest.fixture(scope="module")
 def outcome(tmp_path_factory):
-    return c2.CLAIM.run(Context(tmp_path_factory.mktemp("c2"), quick=True, seed=0))
+    return quick_outcome(c2.CLAIM, tmp_path_factory)
 
 
 @pytest.mark.slow  # the quick run: seconds

@@ -6,15 +6,14 @@ import math
 
 import pytest
 import torch
-from labcheck import assert_well_formed, part_verdicts
+from labcheck import assert_well_formed, part_verdicts, quick_outcome
 
 from adamlab.lab.claims.c4_amsgrad import claim as c4
-from adamlab.lab.framework.claim import Context
 
 
 @pytest.fixture(scope="module")
 def outcome(tmp_path_factory):
-    return c4.CLAIM.run(Context(tmp_path_factory.mktemp("c4"), quick=True, seed=0))
+    return quick_outcome(c4.CLAIM, tmp_path_factory)
 
 
 @pytest.mark.slow  # the quick run: seconds

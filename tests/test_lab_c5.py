@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from labcheck import assert_well_formed, part_verdicts
+from labcheck import assert_well_formed, part_verdicts, quick_outcome
 from scipy import stats
 
 from adamlab.lab.claims.c5_generalisation import claim as c5
@@ -21,7 +21,7 @@ from adamlab.lab.framework.workers import Workers
 
 @pytest.fixture(scope="module")
 def outcome(tmp_path_factory):
-    return c5.CLAIM.run(Context(tmp_path_factory.mktemp("c5"), quick=True, seed=0))
+    return quick_outcome(c5.CLAIM, tmp_path_factory)
 
 
 # ---------------------------------------------------------------- the construction (Wilson et al. sec. 3.3)

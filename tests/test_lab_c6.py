@@ -6,17 +6,16 @@ import math
 
 import pytest
 import torch
-from labcheck import assert_well_formed, part_verdicts
+from labcheck import assert_well_formed, part_verdicts, quick_outcome
 
 from adamlab.lab.claims.c6_half_precision import claim as c6
-from adamlab.lab.framework.claim import Context
 
 LABEL_OURS, LABEL_REF = "adamlab.Adam, fp16, eps 1e-8", "torch.optim.Adam, fp32, eps 1e-8 (reference)"
 
 
 @pytest.fixture(scope="module")
 def outcome(tmp_path_factory):
-    return c6.CLAIM.run(Context(tmp_path_factory.mktemp("c6"), quick=True, seed=0))
+    return quick_outcome(c6.CLAIM, tmp_path_factory)
 
 
 def test_quick_run_reproduces(outcome):

@@ -8,7 +8,7 @@ import copy
 import numpy as np
 import pytest
 import torch
-from labcheck import assert_well_formed, part_verdicts
+from labcheck import assert_well_formed, part_verdicts, quick_outcome
 
 from adamlab.lab.claims.c3_warmup.transformer import TinyGPT, char_data
 from adamlab.lab.claims.c7_low_precision import claim as c7
@@ -18,7 +18,7 @@ from adamlab.lab.framework.claim import Context
 
 @pytest.fixture(scope="module")
 def outcome(tmp_path_factory):
-    return c7.CLAIM.run(Context(tmp_path_factory.mktemp("c7"), quick=True, seed=0))
+    return quick_outcome(c7.CLAIM, tmp_path_factory)
 
 
 @pytest.mark.slow  # the quick run: seconds

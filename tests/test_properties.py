@@ -83,11 +83,8 @@ def test_every_step_matches_torch_or_is_refused_with_nothing_changed(case_name, 
     """host_check: the per-step array check as one C++ call, or asked in Python (the same answers)."""
     from adamlab.backends import hostcheck
 
-    hostcheck.enabled = host_check == "c++"
-    try:
+    with hostcheck.using(host_check == "c++"):
         _mutated_run(case_name, fused, plan)
-    finally:
-        hostcheck.enabled = True
 
 
 def _mutated_run(case_name, fused, plan):

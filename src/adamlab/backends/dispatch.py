@@ -54,7 +54,7 @@ class Bucket:
         if self._signature is None:
             found = hostcheck.scan(self.flat)
             if found is None:
-                self._signature = (list(map(torch.Tensor.numel, self.flat)), [a.dtype for a in self.flat])
+                self._signature = (self.numels(), [a.dtype for a in self.flat])
             else:
                 self._signature, self._pointers = found
         return self._signature

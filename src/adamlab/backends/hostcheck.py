@@ -17,6 +17,7 @@ answers; a build failure is kept in :data:`failure`, never raised.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import sysconfig
@@ -119,6 +120,17 @@ def wait() -> bool:
         if _scan is None:
             _load(cached_only=False)
     return _scan is not None
+
+
+@contextlib.contextmanager
+def using(helper: bool):
+    """Within the block, check with the helper (True) or always in Python (False); then as before."""
+    global enabled
+    before, enabled = enabled, helper
+    try:
+        yield
+    finally:
+        enabled = before
 
 
 def _after_fork_in_child() -> None:

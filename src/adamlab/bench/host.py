@@ -57,11 +57,8 @@ def check_seconds(opt, repeats: int) -> dict:
         np.array(list(map(torch.Tensor.data_ptr, flat)), dtype=np.int64)
 
     check()  # kernels found and the layout built once, as on a step's first launch
-    hostcheck.enabled = False
-    try:
+    with hostcheck.using(False):
         python_s = median_seconds(check, repeats)
-    finally:
-        hostcheck.enabled = True
     return {"check_s": median_seconds(check, repeats), "python_check_s": python_s,
             "pointers_s": median_seconds(pointers, repeats), "arrays": len(flat),
             "helper": helper, "helper_failure": hostcheck.failure}
